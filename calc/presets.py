@@ -1,0 +1,170 @@
+"""Model presets: one YAML file per model in ``calc/presets/``, validated with pydantic.
+
+A preset is a subset of the model's Hugging Face ``config.json`` (same keys, same values) under
+``config:``, plus display metadata and where the numbers come from. Contributors copy values from the
+model's config.json; the loader rejects unknown keys, wrong types and impossible shapes with one line
+naming the file and the field.
+
+This module reads files; the arithmetic lives in :mod:`calc.architecture` and :mod:`calc.lora`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import re
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from calc.architecture import Architecture
+from calc.errors import CalcError
+from calc.families import FAMILIES, family_keys
+
+PRESET_DIR = Path(__file__).parent / "presets"
+MAX_FILE_BYTES = 64 * 1024
+ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
+_URL = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
+
+
+class Preset(BaseModel):
+    """One model: display metadata, provenance, and the config.json subset."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=ID_PATTERN, description="Equals the file name without .yaml")
+    name: str = Field(min_length=1, max_length=80, description="Display name")
+    family: str = Field(min_length=1, max_length=40, description="Display family, e.g. 'Llama 3.1'")
+    source_url: str = Field(description="The config.json these values were copied from (http or https)")
+    stated_params: float = Field(gt=0, lt=1e14, description="Parameter count the publisher states")
+    stated_params_source: str = Field(description="Where the publisher states it (http or https)")
+    stated_params_note: Optional[str] = Field(default=None, max_length=300)
+    config: dict[str, Any] = Field(description="Subset of the Hugging Face config.json, same key names")
+
+    @field_validator("source_url", "stated_params_source")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not _URL.match(value):
+            raise ValueError("must be an http(s) URL")
+        return value
+
+    @field_validator("name", "family")
+    @classmethod
+    def _one_line(cls, value: str) -> str:
+        if any(ch in value for ch in "\r\n\t") or value != value.strip():
+            raise ValueError("must be one line without surrounding spaces")
+        return value
+
+    @model_validator(mode="after")
+    def _config_is_a_model(self) -> "Preset":
+        model_type = self.config.get("model_type")
+        if model_type not in FAMILIES:
+            raise ValueError(f"config.model_type: unsupported {model_type!r} (supported: {', '.join(sorted(FAMILIES))})")
+        unknown = sorted(set(self.config) - family_keys(FAMILIES[model_type]))
+        if unknown:
+            raise ValueError(f"config.{unknown[0]}: not a key calc reads for {model_type}")
+        try:
+            Architecture.from_hf_config(self.config)
+        except CalcError as err:
+            raise ValueError(f"config.{err.field}: {err.message}") from None
+        return self
+
+    @property
+    def architecture(self) -> Architecture:
+        return _architecture(self.id, tuple(sorted((k, _freeze(v)) for k, v in self.config.items())))
+
+
+def _freeze(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+@functools.lru_cache(maxsize=None)
+def _architecture(preset_id: str, items: tuple) -> Architecture:
+    return Architecture.from_hf_config({k: list(v) if isinstance(v, tuple) else v for k, v in items})
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """PyYAML's safe loader without anchors/aliases: they buy nothing in a preset and enable alias bombs."""
+
+    def compose_node(self, parent, index):  # type: ignore[override]
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise CalcError(f"line {event.start_mark.line + 1}: YAML aliases are not allowed in presets")
+        return super().compose_node(parent, index)
+
+
+def read_yaml(path: Path) -> Any:
+    """Parse a small, alias-free, UTF-8 YAML file; :class:`CalcError` names the file on any failure."""
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise CalcError(f"cannot read ({err.strerror})", source=str(path)) from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise CalcError(f"is {len(raw)} bytes; presets are at most {MAX_FILE_BYTES}", source=str(path))
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise CalcError(f"is not UTF-8 (byte {err.start})", source=str(path)) from None
+    try:
+        return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+    except CalcError as err:
+        raise err.located(str(path)) from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark else ""
+        raise CalcError(f"{where}invalid YAML ({getattr(err, 'problem', None) or err})", source=str(path)) from None
+
+
+def load_preset(path: Path | str) -> Preset:
+    """Load and validate one preset file."""
+    path = Path(path)
+    data = read_yaml(path)
+    if not isinstance(data, dict):
+        raise CalcError("must be a YAML mapping", source=str(path))
+    try:
+        preset = Preset.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"]) or None
+        msg = first["msg"].removeprefix("Value error, ")
+        if loc is None and ": " in msg and msg.split(": ", 1)[0].startswith("config."):
+            loc, msg = msg.split(": ", 1)
+        raise CalcError(msg, source=str(path), field=loc) from None
+    if preset.id != path.stem:
+        raise CalcError(f"id {preset.id!r} must equal the file name {path.stem!r}", source=str(path), field="id")
+    return preset
+
+
+def load_presets(directory: Path | str = PRESET_DIR) -> dict[str, Preset]:
+    """All presets in ``directory`` by id, sorted by id. Raises on the first bad file."""
+    directory = Path(directory)
+    out: dict[str, Preset] = {}
+    for path in sorted(directory.glob("*.yaml")):
+        preset = load_preset(path)
+        if preset.id in out:
+            raise CalcError(f"duplicate id {preset.id!r}", source=str(path), field="id")
+        out[preset.id] = preset
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def _cached_presets(directory: str) -> dict[str, Preset]:
+    return load_presets(directory)
+
+
+def all_presets(directory: Path | str = PRESET_DIR) -> dict[str, Preset]:
+    """:func:`load_presets`, cached per directory (the site build asks many times)."""
+    return dict(_cached_presets(str(directory)))
+
+
+def get_preset(preset_id: str, directory: Path | str = PRESET_DIR) -> Preset:
+    """The preset with this id; an unknown id raises :class:`CalcError` suggesting the closest ids."""
+    directory = Path(directory)
+    if re.match(ID_PATTERN, preset_id) and (directory / f"{preset_id}.yaml").is_file():
+        return load_preset(directory / f"{preset_id}.yaml")  # one file: the CLI stays fast
+    ids = sorted(p.stem for p in directory.glob("*.yaml"))
+    close = difflib.get_close_matches(preset_id, ids, n=3, cutoff=0.5)
+    hint = f" (did you mean {', '.join(close)}?)" if close else " (see: python -m calc presets)"
+    raise CalcError(f"unknown preset {preset_id!r}{hint}")
