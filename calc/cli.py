@@ -6,12 +6,14 @@ Bad input never produces a traceback: one line on stderr naming the file/flag an
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from pathlib import Path
 from typing import Any, Sequence
 
 from calc.architecture import Architecture
+from calc.commands import COMMAND_MODULES
 from calc.errors import CalcError
 from calc.lora import LoraSpec, count_lora
 
@@ -29,10 +31,13 @@ def load_config(ref: str) -> tuple[Architecture, str]:
     path = Path(ref)
     if ref.endswith(".json") or path.is_file():
         return Architecture_from_file(path), str(path)
-    from calc.presets import get_preset  # pydantic is only needed for presets
+    from calc.preset_files import read_preset_quick
 
-    preset = get_preset(ref)
-    return preset.architecture, preset.name
+    name, config, source = read_preset_quick(ref)
+    try:
+        return Architecture.from_hf_config(config), name
+    except CalcError as err:
+        raise err.located(source) from None
 
 
 def read_config_json(path: Path) -> dict[str, Any]:
@@ -165,6 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("presets", help="list the model presets")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_presets)
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"calc.commands.{name}").register(sub)
     return parser
 
 

@@ -10,22 +10,18 @@ This module reads files; the arithmetic lives in :mod:`calc.architecture` and :m
 
 from __future__ import annotations
 
-import difflib
 import functools
 import re
 from pathlib import Path
 from typing import Any, Optional
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from calc.architecture import Architecture
 from calc.errors import CalcError
 from calc.families import FAMILIES, family_keys
+from calc.preset_files import ID_PATTERN, PRESET_DIR, preset_path, read_yaml
 
-PRESET_DIR = Path(__file__).parent / "presets"
-MAX_FILE_BYTES = 64 * 1024
-ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 _URL = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
 
 
@@ -85,38 +81,6 @@ def _architecture(preset_id: str, items: tuple) -> Architecture:
     return Architecture.from_hf_config({k: list(v) if isinstance(v, tuple) else v for k, v in items})
 
 
-class _NoAliasLoader(yaml.SafeLoader):
-    """PyYAML's safe loader without anchors/aliases: they buy nothing in a preset and enable alias bombs."""
-
-    def compose_node(self, parent, index):  # type: ignore[override]
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
-            raise CalcError(f"line {event.start_mark.line + 1}: YAML aliases are not allowed in presets")
-        return super().compose_node(parent, index)
-
-
-def read_yaml(path: Path) -> Any:
-    """Parse a small, alias-free, UTF-8 YAML file; :class:`CalcError` names the file on any failure."""
-    try:
-        raw = path.read_bytes()
-    except OSError as err:
-        raise CalcError(f"cannot read ({err.strerror})", source=str(path)) from None
-    if len(raw) > MAX_FILE_BYTES:
-        raise CalcError(f"is {len(raw)} bytes; presets are at most {MAX_FILE_BYTES}", source=str(path))
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise CalcError(f"is not UTF-8 (byte {err.start})", source=str(path)) from None
-    try:
-        return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
-    except CalcError as err:
-        raise err.located(str(path)) from None
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark else ""
-        raise CalcError(f"{where}invalid YAML ({getattr(err, 'problem', None) or err})", source=str(path)) from None
-
-
 def load_preset(path: Path | str) -> Preset:
     """Load and validate one preset file."""
     path = Path(path)
@@ -160,11 +124,5 @@ def all_presets(directory: Path | str = PRESET_DIR) -> dict[str, Preset]:
 
 
 def get_preset(preset_id: str, directory: Path | str = PRESET_DIR) -> Preset:
-    """The preset with this id; an unknown id raises :class:`CalcError` suggesting the closest ids."""
-    directory = Path(directory)
-    if re.match(ID_PATTERN, preset_id) and (directory / f"{preset_id}.yaml").is_file():
-        return load_preset(directory / f"{preset_id}.yaml")  # one file: the CLI stays fast
-    ids = sorted(p.stem for p in directory.glob("*.yaml"))
-    close = difflib.get_close_matches(preset_id, ids, n=3, cutoff=0.5)
-    hint = f" (did you mean {', '.join(close)}?)" if close else " (see: python -m calc presets)"
-    raise CalcError(f"unknown preset {preset_id!r}{hint}")
+    """The validated preset with this id; an unknown id raises :class:`CalcError` suggesting the closest ids."""
+    return load_preset(preset_path(preset_id, directory))
