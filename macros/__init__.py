@@ -1,17 +1,28 @@
 """The mkdocs-macros module: thin glue from ``calc`` to Markdown.
 
 Registered with ``plugins: - macros: module_name: macros`` in mkdocs.yml. Only ``env.macro``,
-``env.filter`` and ``env.variables`` are used (portable to ProperDocs and Zensical's macros shim), and
-``define_env`` is idempotent because Zensical calls it once per page. No arithmetic happens here:
-every number comes from one ``calc`` function, named in each macro's docstring.
+``env.filter``, ``env.variables`` and ``env.conf`` are used (portable to ProperDocs and Zensical's macros
+shim), and ``define_env`` is idempotent because Zensical calls it once per page. No arithmetic happens
+here: every number comes from one ``calc`` function, named in each macro's docstring.
+
+Each module listed in :data:`MACRO_MODULES` exports ``MACROS``, the names of its macro functions.
 """
 
 from __future__ import annotations
 
-from macros import tables
+import importlib
+
+from macros.assets import ensure_vega_bundle
+
+MACRO_MODULES = ("tables",)
 
 
 def define_env(env) -> None:
-    """Register every macro the pages call."""
-    for name in tables.MACROS:
-        env.macro(getattr(tables, name), name)
+    """Register every macro the pages call, and make sure the offline Vega bundle is in docs/."""
+    docs_dir = (getattr(env, "conf", None) or {}).get("docs_dir")
+    if docs_dir:
+        ensure_vega_bundle(docs_dir)
+    for module_name in MACRO_MODULES:
+        module = importlib.import_module(f"macros.{module_name}")
+        for name in module.MACROS:
+            env.macro(getattr(module, name), name)
