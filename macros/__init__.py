@@ -14,7 +14,7 @@ import importlib
 
 from macros.assets import ensure_vega_bundle
 
-MACRO_MODULES = ("tables",)
+MACRO_MODULES = ("tables", "lora_pages", "quant_pages", "memory_pages", "refs")
 
 
 def define_env(env) -> None:

@@ -1,0 +1,3 @@
+"""Macros for lora_pages (being written)."""
+
+MACROS: tuple[str, ...] = ()

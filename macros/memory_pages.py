@@ -1,0 +1,3 @@
+"""Macros for memory_pages (being written)."""
+
+MACROS: tuple[str, ...] = ()

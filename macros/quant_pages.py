@@ -1,0 +1,3 @@
+"""Macros for quant_pages (being written)."""
+
+MACROS: tuple[str, ...] = ()

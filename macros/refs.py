@@ -1,0 +1,3 @@
+"""Macros for refs (being written)."""
+
+MACROS: tuple[str, ...] = ()
