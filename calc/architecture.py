@@ -204,6 +204,8 @@ def resolve_config(family: Family, mapping: Mapping[str, Any]) -> Cfg:
         if canonical in values and values[canonical] != raw:
             raise CalcError(f"conflicts with another spelling of the same key ({values[canonical]!r})", field=key)
         values[canonical] = raw
+    for key, value in values.items():  # types first: defaults below compute with these values
+        _check_type(key, value)
     for key in family.required:
         if values.get(key) is None:
             raise CalcError("is required", field=key)

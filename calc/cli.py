@@ -23,7 +23,7 @@ MAX_CONFIG_BYTES = 1 << 20
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage too)
-        raise CalcError(message, source=f"python -m calc {self.prog.split()[-1]}" if " " in self.prog else None)
+        raise CalcError(message, source=self.prog)
 
 
 def load_config(ref: str) -> tuple[Architecture, str]:
@@ -79,14 +79,27 @@ def _targets(value: str) -> str | tuple[str, ...]:
     return names
 
 
-def _spec(args: argparse.Namespace) -> LoraSpec:
+FLAGS = {"r": "--rank", "lora_alpha": "--alpha", "bias": "--bias", "target_modules": "--targets",
+         "modules_to_save": "--modules-to-save", "use_dora": "--dora"}
+
+
+def as_flag_error(err: CalcError) -> CalcError:
+    """A LoraSpec/count_lora error re-attributed to the command-line flag the user typed."""
+    flag = FLAGS.get(err.field or "")
+    return CalcError(err.message, source=flag) if flag and err.source is None else err
+
+
+def lora_spec_from_args(args: argparse.Namespace) -> LoraSpec:
+    """The LoraSpec of the shared LoRA flags (see :func:`add_lora_arguments`); α defaults to 2r."""
     alpha = args.alpha if args.alpha is not None else 2 * args.rank
     try:
         return LoraSpec(r=args.rank, lora_alpha=alpha, target_modules=_targets(args.targets), use_dora=args.dora,
                         use_rslora=args.rslora, modules_to_save=tuple(args.modules_to_save or ()), bias=args.bias)
     except CalcError as err:
-        flag = {"r": "--rank", "lora_alpha": "--alpha", "bias": "--bias"}.get(err.field or "", None)
-        raise CalcError(err.message, source=flag) if flag else err from None
+        raise as_flag_error(err) from None
+
+
+_spec = lora_spec_from_args
 
 
 def params_result(arch: Architecture, spec: LoraSpec) -> dict[str, Any]:
@@ -118,7 +131,10 @@ def params_result(arch: Architecture, spec: LoraSpec) -> dict[str, Any]:
 def _cmd_params(args: argparse.Namespace) -> int:
     spec = _spec(args)
     arch, label = load_config(args.config)
-    result = params_result(arch, spec)
+    try:
+        result = params_result(arch, spec)
+    except CalcError as err:
+        raise as_flag_error(err) from None
     if args.json:
         print(json.dumps(result, indent=2))
         return 0

@@ -445,7 +445,7 @@ FAMILIES: Mapping[str, Family] = MappingProxyType({f.model_type: f for f in (
             NormRule("self_attn.q_a_layernorm", lambda c: c.q_lora_rank or 0, present=_has_q_lora),
         ),
         defaults={"num_key_value_heads": _kv_default, "head_dim": lambda c: c.get("qk_rope_head_dim", 64),
-                  "tie_word_embeddings": False, "attention_bias": False, "mlp_bias": False, "q_lora_rank": None,
+                  "tie_word_embeddings": False, "attention_bias": False, "mlp_bias": False, "q_lora_rank": 1536,
                   "n_routed_experts": 64, "n_shared_experts": 2, "first_k_dense_replace": 0, "moe_layer_freq": 1,
                   "num_experts_per_tok": None},
         aliases={"num_experts": "n_routed_experts"},

@@ -252,11 +252,11 @@ def _modules_to_save(arch: Architecture, names: Sequence[str]) -> tuple[tuple[st
     """Full trainable copies (PEFT ``ModulesToSaveWrapper``); a tied output layer is copied all the same."""
     tables = {e.name.rsplit(".", 1)[-1]: e for e in arch.embeddings}
     tables[arch.lm_head.name] = arch.lm_head
-    out = []
+    out: dict[str, int] = {}  # PEFT wraps a module once, however often it is named
     for name in names:
         leaf = name.rsplit(".", 1)[-1]
         if leaf not in tables:
             raise CalcError(f"calc supports the embedding and output layers here ({', '.join(sorted(tables))}), "
                             f"not {name!r}", field="modules_to_save")
-        out.append((tables[leaf].name, tables[leaf].params))
-    return tuple(out)
+        out[tables[leaf].name] = tables[leaf].params
+    return tuple(out.items())

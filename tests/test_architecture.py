@@ -198,8 +198,6 @@ def test_deepseek_v2_lite_has_one_dense_layer_and_26_moe_layers():
     assert arch.module("self_attn.kv_a_proj_with_mqa").out_features == 512 + 64
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: calc defaults q_lora_rank to None, transformers' DeepseekV2Config "
-                                       "defaults it to 1536 (query compression: q_a_proj + q_b_proj)")
 def test_deepseek_v2_without_q_lora_rank_uses_transformers_default_1536():
     cfg = {
         "model_type": "deepseek_v2", "vocab_size": 1000, "hidden_size": 2048, "intermediate_size": 4096,
@@ -220,6 +218,9 @@ def test_keys_calc_does_not_read_are_ignored():
 @pytest.mark.parametrize("overrides, field", [
     ({"hidden_size": None}, "hidden_size"),
     ({"hidden_size": "4096"}, "hidden_size"),
+    ({"num_attention_heads": 0}, "num_attention_heads"),
+    ({"hidden_size": "4096", "head_dim": 128}, "hidden_size"),
+    ({"num_attention_heads": 0, "head_dim": 128}, "num_attention_heads"),
     ({"hidden_size": 4096.0}, "hidden_size"),
     ({"num_hidden_layers": True}, "num_hidden_layers"),
     ({"num_hidden_layers": 0}, "num_hidden_layers"),
