@@ -248,7 +248,11 @@ def _falcon_kv_heads(c: Cfg) -> int:
 
 
 def _falcon_two_ln(c: Cfg) -> bool:
-    return bool(c.parallel_attn and c.new_decoder_architecture and (c.num_ln_in_parallel_attn or 2) == 2)
+    # FalconDecoderLayer: num_ln_in_parallel_attn defaults to 2 only for the new decoder architecture
+    n = c.num_ln_in_parallel_attn
+    if n is None and c.new_decoder_architecture:
+        n = 2
+    return bool(c.parallel_attn and n == 2)
 
 
 def _ds_qk_head(c: Cfg) -> int:
@@ -369,7 +373,8 @@ FAMILIES: Mapping[str, Family] = MappingProxyType({f.model_type: f for f in (
             "ffn_hidden_size": lambda c: 4 * c["hidden_size"],
             "num_key_value_heads": lambda c: c["num_attention_heads"],
         }),
-        aliases={"n_layer": "num_hidden_layers", "n_head": "num_attention_heads", "n_head_kv": "num_kv_heads"},
+        # FalconConfig's attribute_map in transformers 5.23 (older n_layer/n_head/n_head_kv are not read)
+        aliases={"n_embed": "hidden_size"},
         modules=(
             ModuleRule("self_attention.query_key_value", H, _falcon_qkv_out, "attention", bias=_key("bias")),
             ModuleRule("self_attention.dense", H, H, "attention", bias=_key("bias")),
