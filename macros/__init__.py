@@ -12,17 +12,19 @@ from __future__ import annotations
 
 import importlib
 
+from macros import rot
 from macros.assets import ensure_vega_bundle
 
-MACRO_MODULES = ("tables", "lora_pages", "quant_pages", "memory_pages", "refs")
+MACRO_MODULES = ("tables", "rot", "lora_pages", "quant_pages", "memory_pages", "refs")
 
 
 def define_env(env) -> None:
     """Register every macro the pages call, and make sure the offline Vega bundle is in docs/."""
+    modules = [importlib.import_module(f"macros.{name}") for name in MACRO_MODULES]  # registers the tables
     docs_dir = (getattr(env, "conf", None) or {}).get("docs_dir")
     if docs_dir:
         ensure_vega_bundle(docs_dir)
-    for module_name in MACRO_MODULES:
-        module = importlib.import_module(f"macros.{module_name}")
+        rot.write_exports(docs_dir)
+    for module in modules:
         for name in module.MACROS:
             env.macro(getattr(module, name), name)
