@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import importlib
 
-from macros import rot
+from macros import charts, rot
 from macros.assets import ensure_vega_bundle
 
 MACRO_MODULES = ("tables", "rot", "lora_pages", "quant_pages", "memory_pages", "refs")
@@ -21,7 +21,9 @@ MACRO_MODULES = ("tables", "rot", "lora_pages", "quant_pages", "memory_pages", "
 def define_env(env) -> None:
     """Register every macro the pages call, and make sure the offline Vega bundle is in docs/."""
     modules = [importlib.import_module(f"macros.{name}") for name in MACRO_MODULES]  # registers the tables
-    docs_dir = (getattr(env, "conf", None) or {}).get("docs_dir")
+    conf = getattr(env, "conf", None) or {}
+    charts.SITE_URL = conf.get("site_url")
+    docs_dir = conf.get("docs_dir")
     if docs_dir:
         ensure_vega_bundle(docs_dir)
         rot.write_exports(docs_dir)

@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 from macros.render import md_table
 
 _SVG_CACHE: dict[str, str] = {}
+SITE_URL: str | None = None  # set by define_env from mkdocs.yml's site_url
 
 
 def spec_json(spec: dict[str, Any]) -> str:
@@ -41,7 +42,7 @@ def script_url(site_url: str | None) -> str:
 
 
 def figure(spec: dict[str, Any], *, chart_id: str, caption: str, description: str,
-           headers: Sequence[str], rows: Sequence[Sequence[object]], site_url: str | None = None) -> str:
+           headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """A ``<figure>``: static SVG (role=img, aria-label), live container, caption, data table, loader."""
     cap_id = f"{chart_id}-caption"
     table = md_table(headers, rows)
@@ -52,6 +53,6 @@ def figure(spec: dict[str, Any], *, chart_id: str, caption: str, description: st
         f'<div class="lh-chart__live" hidden data-spec="{html.escape(spec_json(spec), quote=True)}"></div>\n'
         f'<figcaption id="{cap_id}">{html.escape(caption)}</figcaption>\n'
         f'<details class="lh-chart__data" markdown="1">\n<summary>Data table</summary>\n\n{table}\n\n</details>\n'
-        f'<script src="{html.escape(script_url(site_url), quote=True)}" defer></script>\n'
+        f'<script src="{html.escape(script_url(SITE_URL), quote=True)}" defer></script>\n'
         f"</figure>"
     )
