@@ -47,7 +47,7 @@ def figure(spec: dict[str, Any], *, chart_id: str, caption: str, description: st
     cap_id = f"{chart_id}-caption"
     table = md_table(headers, rows)
     return (
-        f'<figure class="lh-chart" id="{html.escape(chart_id)}" aria-labelledby="{cap_id}">\n'
+        f'<figure class="lh-chart" id="{html.escape(chart_id)}" aria-labelledby="{cap_id}" markdown="1">\n'
         f'<div class="lh-chart__static" role="img" aria-label="{html.escape(description, quote=True)}">'
         f"{render_svg(spec)}</div>\n"
         f'<div class="lh-chart__live" hidden data-spec="{html.escape(spec_json(spec), quote=True)}"></div>\n'
