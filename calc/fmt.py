@@ -8,8 +8,9 @@ from typing import Sequence
 def human_count(n: int) -> str:
     """``8030261248`` → ``8.03B`` (decimal prefixes: parameter counts are quoted that way)."""
     for factor, suffix in ((10**12, "T"), (10**9, "B"), (10**6, "M"), (10**3, "K")):
-        if abs(n) >= factor:
-            return f"{n / factor:.3g}{suffix}" if n / factor < 100 else f"{n / factor:.0f}{suffix}"
+        if abs(n) >= factor * 0.9995:  # 999,885,952 reads "1B", not "1000M"
+            value = n / factor
+            return f"{value:.3g}{suffix}" if abs(value) < 99.95 else f"{value:.0f}{suffix}"
     return str(n)
 
 

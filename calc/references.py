@@ -22,6 +22,16 @@ class Reference(BaseModel):
     venue: str
     year: int = Field(ge=1900, le=2100)
     url: str
+    cite_as: str | None = Field(default=None, description="Short label for organisations (default: surname [et al.])")
+
+    @property
+    def label(self) -> str:
+        """``Hu et al. 2021``, ``Kalajdzievski 2023`` or ``cite_as year``."""
+        if self.cite_as:
+            return f"{self.cite_as} {self.year}"
+        names = [a.strip() for a in self.authors.split(",")]
+        surname = names[0].split()[-1]
+        return f"{surname} et al. {self.year}" if len(names) > 1 else f"{surname} {self.year}"
 
     @field_validator("url")
     @classmethod

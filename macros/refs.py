@@ -15,10 +15,7 @@ def cite(*keys: str) -> str:
     for key in keys:
         if key not in refs:
             raise KeyError(f"unknown reference {key!r}; add it to calc/data/references.yaml")
-        ref = refs[key]
-        first = ref.authors.split(",")[0].split()[-1]
-        label = f"{first} et al. {ref.year}" if "," in ref.authors else f"{ref.authors} {ref.year}"
-        parts.append(f"[{text(label)}](references.md#ref-{key})")
+        parts.append(f"[{text(refs[key].label)}](references.md#ref-{key})")
     return "[" + "; ".join(parts) + "]"
 
 
