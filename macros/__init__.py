@@ -15,7 +15,7 @@ import importlib
 from macros import charts, rot
 from macros.assets import ensure_vega_bundle
 
-MACRO_MODULES = ("tables", "rot", "lora_pages", "quant_pages", "memory_pages", "refs")
+MACRO_MODULES = ("tables", "rot", "lora_pages", "quant_pages", "memory_pages", "refs", "snippets", "site_pages")
 
 
 def define_env(env) -> None:
