@@ -389,7 +389,8 @@ def load_measurement_file(path: Path | str, id_prefix: str) -> list[Point]:
         except CalcError as err:
             raise CalcError(err.message, source=source, field=f"{where}.{err.field or 'setup'}") from None
         pid = (f"{id_prefix}-{p['preset']}-{method}-s{p['seq_len']}-b{p['micro_batch']}"
-               f"-gc{'on' if p['gradient_checkpointing'] else 'off'}")
+               f"-gc{'on' if p['gradient_checkpointing'] else 'off'}"
+               + ("" if p["autocast"] == "bfloat16" else "-noamp"))
         measured = p["max_memory_allocated_bytes"]
         if not isinstance(measured, int) or measured <= 0:
             raise CalcError("must be a positive integer", source=source, field=f"{where}.max_memory_allocated_bytes")
