@@ -8,12 +8,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any, Sequence
 
 from calc.architecture import Architecture
 from calc.commands import COMMAND_MODULES
+from calc.commands.options import add_config_argument, add_lora_options, as_flag_error, lora_spec_from_args
 from calc.errors import CalcError
 from calc.lora import LoraSpec, count_lora
 
@@ -23,6 +25,10 @@ MAX_CONFIG_BYTES = 1 << 20
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage too)
+        match = re.match(r"argument ([^:]+): (.*)", message)
+        if match:  # "argument --rank/-r: invalid int value" -> "--rank: invalid int value"
+            flags = match.group(1).split("/")
+            raise CalcError(match.group(2), source=max(flags, key=len))
         raise CalcError(message, source=self.prog)
 
 
@@ -69,39 +75,6 @@ def Architecture_from_file(path: Path) -> Architecture:  # noqa: N802 - reads li
         raise err.located(str(path)) from None
 
 
-def _targets(value: str) -> str | tuple[str, ...]:
-    if value in ("all-linear", "qv", "attention", "mlp"):
-        return value
-    names = tuple(t.strip() for t in value.split(",") if t.strip())
-    if not names:
-        raise CalcError("must be all-linear, qv, attention, mlp or comma-separated module names",
-                        source="--targets")
-    return names
-
-
-FLAGS = {"r": "--rank", "lora_alpha": "--alpha", "bias": "--bias", "target_modules": "--targets",
-         "modules_to_save": "--modules-to-save", "use_dora": "--dora"}
-
-
-def as_flag_error(err: CalcError) -> CalcError:
-    """A LoraSpec/count_lora error re-attributed to the command-line flag the user typed."""
-    flag = FLAGS.get(err.field or "")
-    return CalcError(err.message, source=flag) if flag and err.source is None else err
-
-
-def lora_spec_from_args(args: argparse.Namespace) -> LoraSpec:
-    """The LoraSpec of the shared LoRA flags (see :func:`add_lora_arguments`); α defaults to 2r."""
-    alpha = args.alpha if args.alpha is not None else 2 * args.rank
-    try:
-        return LoraSpec(r=args.rank, lora_alpha=alpha, target_modules=_targets(args.targets), use_dora=args.dora,
-                        use_rslora=args.rslora, modules_to_save=tuple(args.modules_to_save or ()), bias=args.bias)
-    except CalcError as err:
-        raise as_flag_error(err) from None
-
-
-_spec = lora_spec_from_args
-
-
 def params_result(arch: Architecture, spec: LoraSpec) -> dict[str, Any]:
     """The JSON object ``params --json`` prints."""
     count = count_lora(arch, spec)
@@ -129,7 +102,7 @@ def params_result(arch: Architecture, spec: LoraSpec) -> dict[str, Any]:
 
 
 def _cmd_params(args: argparse.Namespace) -> int:
-    spec = _spec(args)
+    spec = lora_spec_from_args(args)
     arch, label = load_config(args.config)
     try:
         result = params_result(arch, spec)
@@ -172,15 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m calc", description="Exact LoRA parameter counts, as PEFT trains them.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     p = sub.add_parser("params", help="trainable parameters of a LoRA configuration")
-    p.add_argument("config", help="a preset id (python -m calc presets) or a path to a config.json")
-    p.add_argument("--rank", "-r", type=int, default=16, help="LoRA rank r (default 16)")
-    p.add_argument("--alpha", type=float, default=None, help="lora_alpha (default 2r)")
-    p.add_argument("--targets", default="all-linear",
-                   help="all-linear (default), qv, attention, mlp, or comma-separated module names")
-    p.add_argument("--dora", action="store_true", help="use_dora=True")
-    p.add_argument("--rslora", action="store_true", help="use_rslora=True (scale alpha/sqrt(r))")
-    p.add_argument("--modules-to-save", nargs="+", metavar="NAME", help="e.g. lm_head embed_tokens")
-    p.add_argument("--bias", default="none", help="none (default), all, lora_only")
+    add_config_argument(p)
+    add_lora_options(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_cmd_params)
     p = sub.add_parser("presets", help="list the model presets")

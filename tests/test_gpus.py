@@ -155,7 +155,7 @@ def test_cli_fit_bad_input_is_one_line(argv, needle):
 
 
 def test_cli_vocabulary_matches_the_memory_model():
-    import calc.commands.fit as fit_cmd
+    import calc.commands.options as fit_cmd
     import calc.memory as memory
 
     assert fit_cmd.METHODS == memory.METHODS

@@ -13,19 +13,8 @@ import json
 from typing import Any
 
 from calc.adapters import adapter_file_bytes, merged_sizes, normalize_dtype
+from calc.commands.options import add_config_argument, add_lora_options, lora_spec_from_args
 from calc.errors import CalcError
-
-
-def add_lora_options(p: argparse.ArgumentParser) -> None:
-    """The LoRA flags of ``python -m calc params``, with the same names and defaults (read by ``calc.cli._spec``)."""
-    p.add_argument("--rank", "-r", type=int, default=16, help="LoRA rank r (default 16)")
-    p.add_argument("--alpha", type=float, default=None, help="lora_alpha (default 2r)")
-    p.add_argument("--targets", default="all-linear",
-                   help="all-linear (default), qv, attention, mlp, or comma-separated module names")
-    p.add_argument("--dora", action="store_true", help="use_dora=True")
-    p.add_argument("--rslora", action="store_true", help="use_rslora=True (scale alpha/sqrt(r))")
-    p.add_argument("--modules-to-save", nargs="+", metavar="NAME", help="e.g. lm_head embed_tokens")
-    p.add_argument("--bias", default="none", help="none (default), all, lora_only")
 
 
 def register(subparsers) -> None:
@@ -33,7 +22,7 @@ def register(subparsers) -> None:
         "adapter-size", help="exact size of adapter_model.safetensors as PEFT saves it",
         description="Exact byte size of the adapter_model.safetensors that PeftModel.save_pretrained writes, "
                     "and the merged model's size at each precision.")
-    p.add_argument("config", help="a preset id (python -m calc presets) or a path to a config.json")
+    add_config_argument(p)
     add_lora_options(p)
     p.add_argument("--dtype", default="float32",
                    help="dtype of the saved LoRA tensors: float32 (PEFT's default, even on a bf16 model), "
@@ -57,11 +46,11 @@ def _dtype(value: str | None, flag: str) -> str | None:
 
 def adapter_size_result(args: argparse.Namespace, with_tensors: bool = False) -> dict[str, Any]:
     """The JSON object ``adapter-size --json`` prints."""
-    from calc.cli import _spec, load_config
+    from calc.cli import load_config
 
     dtype = _dtype(args.dtype, "--dtype")
     base_dtype = _dtype(args.base_dtype, "--base-dtype")
-    spec = _spec(args)
+    spec = lora_spec_from_args(args)
     arch, label = load_config(args.config)
     f = adapter_file_bytes(arch, spec, dtype, base_dtype)
     result: dict[str, Any] = {
