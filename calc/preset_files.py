@@ -31,14 +31,14 @@ class NoAliasLoader(yaml.SafeLoader):
         return super().compose_node(parent, index)
 
 
-def read_yaml(path: Path) -> Any:
+def read_yaml(path: Path, max_bytes: int = MAX_FILE_BYTES) -> Any:
     """Parse a small, alias-free, UTF-8 YAML file; :class:`CalcError` names the file on any failure."""
     try:
         raw = path.read_bytes()
     except OSError as err:
         raise CalcError(f"cannot read ({err.strerror})", source=str(path)) from None
-    if len(raw) > MAX_FILE_BYTES:
-        raise CalcError(f"is {len(raw)} bytes; presets are at most {MAX_FILE_BYTES}", source=str(path))
+    if len(raw) > max_bytes:
+        raise CalcError(f"is {len(raw)} bytes; files like it are at most {max_bytes}", source=str(path))
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:

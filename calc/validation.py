@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Mapping, Optional
 
-import yaml
 
 from calc.architecture import Architecture
 from calc.errors import CalcError
@@ -139,25 +138,10 @@ def summarize(rows: list[Row], points: list[Point]) -> Summary:
 
 # -- loading -------------------------------------------------------------------------------------------
 def read_data_yaml(path: Path) -> Any:
-    """Parse an alias-free UTF-8 YAML data file; :class:`CalcError` names the file on any failure."""
-    from calc.preset_files import NoAliasLoader
+    """Parse an alias-free UTF-8 YAML data file (up to ``MAX_DATA_BYTES``); errors name the file."""
+    from calc.preset_files import read_yaml
 
-    try:
-        raw = path.read_bytes()
-    except OSError as err:
-        raise CalcError(f"cannot read ({err.strerror})", source=str(path)) from None
-    if len(raw) > MAX_DATA_BYTES:
-        raise CalcError(f"is {len(raw)} bytes; data files are at most {MAX_DATA_BYTES}", source=str(path))
-    try:
-        return yaml.load(raw.decode("utf-8"), Loader=NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
-    except UnicodeDecodeError as err:
-        raise CalcError(f"is not UTF-8 (byte {err.start})", source=str(path)) from None
-    except CalcError as err:
-        raise err.located(str(path)) from None
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark else ""
-        raise CalcError(f"{where}invalid YAML ({getattr(err, 'problem', None) or err})", source=str(path)) from None
+    return read_yaml(path, max_bytes=MAX_DATA_BYTES)
 
 
 def _schema():
