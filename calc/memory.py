@@ -11,10 +11,13 @@ memory differs; the peak is the largest of them, not a sum of everything:
   buffers (§3.4). The peak of LoRA/QLoRA and of most long-sequence runs.
 * ``lm_head_backward`` - full fine-tuning only: all saved tensors are still alive when the output layer's
   weight gradient (V·h) is formed.
-* ``layer_recompute`` - gradient checkpointing only: the last decoder layer is re-run inside backward, so
-  one layer's full saved set (and its forward temporaries) coexists with every layer's checkpoint. This
-  phase is an approximation (CPU check: 2-6 % low when it sets the peak, which takes a vocabulary far
-  smaller than the hidden size allows - V/h ≈ 4; with real vocabularies the loss phase dominates).
+* ``layer_recompute`` - gradient checkpointing only: a decoder layer is re-run inside backward and then
+  back-propagated; its saved set, its output gradient and its temporaries at the widest moment (the
+  recompute of the MLP's down projection, or the MLP backward) coexist with the remaining checkpoints and
+  the parameter gradients produced so far (traced op by op on the CPU; within 1 % for LoRA and pure-bf16
+  full FT when it sets the peak, which takes a vocabulary far smaller than the hidden size allows -
+  V/h ≈ 4; with real vocabularies the loss phase dominates). Not yet exact for QLoRA (-2.3 %), DoRA (its
+  dense forward temporaries recur in the recompute) or fp32 weights under autocast (+0.5 % high).
 * ``forward_dora`` - DoRA only: PEFT builds a dense ``lora_B(lora_A(eye(in)))`` and ``W + s·BA`` per
   adapted module in the forward (§1.4); the largest one on top of the activations.
 * ``optimizer_step`` - all gradients + the optimizer's temporaries (torch foreach AdamW allocates one
@@ -382,7 +385,7 @@ class _Regime:
 
 
 def _regime(arch: Architecture, setup: TrainingSetup) -> _Regime:
-    from calc.quant import NN_LINEAR_SUBCLASS_FAMILIES
+    from calc.quant_storage import NN_LINEAR_SUBCLASS_FAMILIES
 
     dense = BYTES[setup.dense_dtype]
     quantized = setup.method == "qlora" and arch.model_type not in NN_LINEAR_SUBCLASS_FAMILIES
@@ -853,7 +856,7 @@ def weight_bytes(arch: Architecture, setup: TrainingSetup) -> tuple[int, int]:
     norms in the dense dtype - fp32 after ``prepare_model_for_kbit_training``, §2.5). Added: LoRA A/B (and
     DoRA magnitudes) in the adapter dtype, ``modules_to_save`` copies in the dense dtype (PEFT keeps the
     original too, §1.2)."""
-    from calc.quant import model_weight_bytes
+    from calc.quant_storage import model_weight_bytes
 
     if setup.method == "qlora":
         base = model_weight_bytes(arch, setup.base_precision, setup.bnb_4bit_use_double_quant,
@@ -937,7 +940,7 @@ def _unit_buffer(arch: Architecture, setup: TrainingSetup) -> int:
     in backward (memory-model §6). For fsdp_qlora the gathered data is the packed 4-bit storage
     (``bnb_4bit_quant_storage=bf16``); the quant state is not an FSDP parameter and is never sharded
     (fsdp_qlora ``train.py`` L235-238)."""
-    from calc.quant import tensor_storage_bytes
+    from calc.quant_storage import tensor_storage_bytes
 
     L = arch.num_hidden_layers
     if setup.method == "qlora":
@@ -956,7 +959,7 @@ def _unit_buffer(arch: Architecture, setup: TrainingSetup) -> int:
 
 def _quant_state_bytes(arch: Architecture, setup: TrainingSetup) -> int:
     """Bytes of bitsandbytes' absmax / nested state / code tables (not sharded by FSDP, §6)."""
-    from calc.quant import tensor_storage_bytes
+    from calc.quant_storage import tensor_storage_bytes
 
     total = 0
     for m in arch.modules:
@@ -1054,24 +1057,71 @@ def estimate_memory(arch: Architecture, setup: TrainingSetup) -> MemoryEstimate:
             **steady, gradients=resident_grads + head_grad, activations=acts.total,
             logits_and_loss=kept, transients=fixed + max(at_mm, at_cast) - head_grad)))
     if setup.gradient_checkpointing:
-        # the last layer is recomputed inside backward: its full saved set + the incoming gradient and the
-        # forward temporaries of its widest module, on top of every layer's checkpoint (approximation; the
-        # logits phase dominates for real vocabularies)
-        alive = acts.total - acts.weight_casts - ((4 * h + 4) * T)   # final norm/lm_head saves are freed
-        # forward temporaries at the widest module (the MLP's down projection): its input and, for PEFT's
-        # standard path, that input cast to the adapter dtype; the residual, the normed input and the base
-        # and LoRA results (hidden-sized) are alive at the same time (CPU tracker, tests/verify)
-        widest = max((m.in_features for m in arch.modules if m.group in ("mlp", "shared_expert")), default=h)
-        cast = reg.adapter if setup.method != "full" and not (reg.quantized and reg.amp) else 0
+        # torch.utils.checkpoint (non-reentrant) re-runs each layer's forward inside backward, last layer first,
+        # then runs that layer's backward. Traced op by op on the CPU (tests/verify/test_activation_memory.py,
+        # a StorageTracker logging every allocation and free): while layer i is recomputed and back-propagated
+        # the live memory is
+        #   * the checkpoints of layers 0..i (layer j's input is freed once layer j's backward has run) and
+        #     the non-layer tensors still referenced: the checkpoint kwargs' position ids and the RoPE tables
+        #     (the final norm's and lm_head's saved tensors were freed by their backward);
+        #   * the parameter gradients produced so far: lm_head and the final norm (full FT; a tied lm_head's
+        #     gradient is the embedding's) and every layer above i - the embedding's own comes last;
+        #   * the 0-d loss and the seed gradient ``ones_like(loss)`` autograd keeps for the whole backward;
+        #   * the layer's gradient of its output (residual dtype) and its saved set, rebuilt in forward order;
+        #   * the layer's temporaries at its widest moment, one of two (both traced):
+        #     A) recompute forward at the MLP's down projection - the recompute stops (early stop) right
+        #        after the last tensor it must save, PEFT's lora_B weight cast: the down input, its cast to the
+        #        adapter dtype, the residual, the post-attention norm output and the base result (plus, for
+        #        4-bit bases, the weight bnb dequantizes in the backward, memory-model §2.3);
+        #     B) backward of the MLP: down's backward has freed its saved input (full FT) and produced the
+        #        gradient of that input and the weight's gradient; MulBackward then allocates the gradients
+        #        of both factors while the first is alive (3 intermediate-sized gradients).
+        # Layer gradients grow and checkpoints shrink linearly in i, so the largest is at i = 0 or i = L-1.
+        # (The loss phase dominates for real vocabularies; this moment sets the peak when V/h is small.)
+        L = arch.num_hidden_layers
+        full = setup.method == "full"
+        act = reg.compute if reg.amp else reg.residual
+        persist = acts.total - acts.weight_casts - (4 * h + 4) * T
+        if full:
+            head_in = reg.residual if not reg.amp or reg.residual == reg.compute else reg.compute
+            persist -= (reg.residual + head_in) * h * T               # final norm output and lm_head input
+        ckpt = acts.per_layer                                         # one layer's checkpointed input
+        p_bytes = BYTES[setup.base_precision] if full else 0
+        if full:
+            layer_grads = arch.layer_params * p_bytes / L
+            early_grads = grads_total - L * layer_grads - (0 if arch.tie_word_embeddings
+                                                           else arch.embedding_params * p_bytes)
+        else:
+            # adapters live in the layers; modules_to_save copies (embeddings, lm_head) are treated as produced
+            # before the layers (an upper bound for an embedding copy)
+            outside = count_lora(arch, setup.lora).modules_to_save_params * BYTES[setup.dense_dtype]
+            layer_grads = (grads_total - outside) / L
+            early_grads = outside
+        widest_mod = max((m for m in arch.modules if m.group in ("mlp", "shared_expert")),
+                         key=lambda m: m.in_features, default=None)
+        widest = widest_mod.in_features if widest_mod else h
+        cast = reg.adapter if not full and not (reg.quantized and reg.amp) else 0
         fwd_tmp = T * (widest * (reg.compute + cast) + h * (2 * reg.residual + 2 * reg.compute))
         if reg.quantized:
-            # bnb MatMul4Bit.backward dequantizes the weight to the compute dtype (memory-model §2.3)
             fwd_tmp += max((2 * m.in_features * m.out_features for m in arch.modules
                             if m.kind in ("linear", "conv1d")), default=0)
-        extra = acts.recompute_layer + reg.residual * h * T + fwd_tmp
-        phases.append(Phase("layer_recompute", _components(
-            **steady, gradients=resident_grads, activations=alive + acts.recompute_layer,
-            logits_and_loss=kept, transients=fixed + extra - acts.recompute_layer)))
+        if full:
+            down_w = p_bytes * widest * (widest_mod.out_features if widest_mod else h)
+            bwd_tmp = T * widest * act * 2 + down_w                  # dp + both product grads - p + dW_down
+        else:
+            bwd_tmp = T * widest * act * 3
+        loss_scalars = 2 * 512                                        # 0-d loss + its seed gradient
+        best = None
+        for i in sorted({0, L - 1}):
+            produced = resident_grads if setup.gradient_accumulation_steps > 1 else int(
+                (early_grads + (L - 1 - i) * layer_grads) * share.grads)
+            ph = Phase("layer_recompute", _components(
+                **steady, gradients=produced, activations=persist - (L - 1 - i) * ckpt + acts.recompute_layer,
+                logits_and_loss=kept + loss_scalars,
+                transients=fixed + reg.residual * h * T + max(fwd_tmp, bwd_tmp)))
+            if best is None or ph.total > best.total:
+                best = ph
+        phases.append(best)
     if setup.method != "full" and setup.lora.use_dora:
         phases.append(Phase("forward_dora", _components(
             **steady, gradients=resident_grads, activations=acts.total + (acts.recompute_layer
