@@ -99,9 +99,9 @@ class Architecture:
         if not isinstance(mapping, Mapping):
             raise CalcError("a config must be a JSON object", field=None)
         model_type = mapping.get("model_type")
-        if model_type not in FAMILIES:
+        if not isinstance(model_type, str) or model_type not in FAMILIES:  # a list/dict is unhashable
             known = ", ".join(sorted(FAMILIES))
-            raise CalcError(f"unsupported model_type {model_type!r} (supported: {known})", field="model_type")
+            raise CalcError(f"unsupported model_type {_show(model_type)} (supported: {known})", field="model_type")
         family = FAMILIES[model_type]
         cfg = resolve_config(family, mapping)
         return cls._build(family, cfg)
@@ -202,7 +202,7 @@ def resolve_config(family: Family, mapping: Mapping[str, Any]) -> Cfg:
         if canonical not in family_keys(family) or key == "model_type":
             continue
         if canonical in values and values[canonical] != raw:
-            raise CalcError(f"conflicts with another spelling of the same key ({values[canonical]!r})", field=key)
+            raise CalcError(f"conflicts with another spelling of the same key ({_show(values[canonical])})", field=key)
         values[canonical] = raw
     for key, value in values.items():  # types first: defaults below compute with these values
         _check_type(key, value)
@@ -221,26 +221,36 @@ def resolve_config(family: Family, mapping: Mapping[str, Any]) -> Cfg:
     return c
 
 
+def _show(value: Any, limit: int = 60) -> str:
+    """``repr`` for an error message, shortened; hostile values (an int of 5,000 digits, deep nesting) cannot
+    make the message itself fail or run to many kilobytes."""
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):  # int -> str beyond sys.get_int_max_str_digits(), nesting
+        return f"a {type(value).__name__} too large to show"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _check_type(key: str, value: Any) -> None:
     if value is None and key in NULLABLE:
         return
     if key in INT_KEYS:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise CalcError(f"must be an integer, got {value!r}", field=key)
+            raise CalcError(f"must be an integer, got {_show(value)}", field=key)
         low = 0 if key in ZERO_OK else 1
         if value < low:
-            raise CalcError(f"must be {'>= 0' if low == 0 else 'positive'}, got {value}", field=key)
+            raise CalcError(f"must be {'>= 0' if low == 0 else 'positive'}, got {_show(value)}", field=key)
         limit = MAX_LAYERS if key in ("num_hidden_layers", "first_k_dense_replace") else (
             MAX_EXPERTS if key in EXPERT_COUNT_KEYS else MAX_DIM * 4 if key == "max_position_embeddings" else MAX_DIM)
         if value > limit:
-            raise CalcError(f"is absurdly large ({value}; limit {limit})", field=key)
+            raise CalcError(f"is absurdly large ({_show(value)}; limit {limit})", field=key)
     elif key in BOOL_KEYS:
         if not isinstance(value, bool):
-            raise CalcError(f"must be true or false, got {value!r}", field=key)
+            raise CalcError(f"must be true or false, got {_show(value)}", field=key)
     elif key in LIST_KEYS:
         if not isinstance(value, (list, tuple)) or not all(isinstance(v, int) and not isinstance(v, bool)
                                                            for v in value):
-            raise CalcError(f"must be a list of layer indices, got {value!r}", field=key)
+            raise CalcError(f"must be a list of layer indices, got {_show(value)}", field=key)
 
 
 def _check_rules(family: Family, c: Cfg) -> None:

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from calc.architecture import Architecture
 from calc.errors import CalcError
 from calc.families import FAMILIES, family_keys
-from calc.preset_files import ID_PATTERN, PRESET_DIR, preset_path, read_yaml
+from calc.preset_files import ID_PATTERN, PRESET_DIR, id_key, preset_path, read_yaml
 
 _URL = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
 
@@ -56,7 +56,7 @@ class Preset(BaseModel):
     @model_validator(mode="after")
     def _config_is_a_model(self) -> "Preset":
         model_type = self.config.get("model_type")
-        if model_type not in FAMILIES:
+        if not isinstance(model_type, str) or model_type not in FAMILIES:  # a list/dict is unhashable
             raise ValueError(f"config.model_type: unsupported {model_type!r} (supported: {', '.join(sorted(FAMILIES))})")
         unknown = sorted(set(self.config) - family_keys(FAMILIES[model_type]))
         if unknown:
@@ -105,10 +105,13 @@ def load_presets(directory: Path | str = PRESET_DIR) -> dict[str, Preset]:
     """All presets in ``directory`` by id, sorted by id. Raises on the first bad file."""
     directory = Path(directory)
     out: dict[str, Preset] = {}
+    seen: dict[str, str] = {}
     for path in sorted(directory.glob("*.yaml")):
         preset = load_preset(path)
-        if preset.id in out:
-            raise CalcError(f"duplicate id {preset.id!r}", source=str(path), field="id")
+        other = seen.setdefault(id_key(preset.id), preset.id)
+        if other != preset.id:
+            raise CalcError(f"duplicate id {preset.id!r}: {other}.yaml has the same id ('_' and '-' read alike)",
+                            source=str(path), field="id")
         out[preset.id] = preset
     return out
 

@@ -5,4 +5,4 @@ exit code. Raise :class:`calc.errors.CalcError` for bad input; :func:`calc.cli.m
 line and exits 2.
 """
 
-COMMAND_MODULES = ("nf4", "memory", "adapter_size", "fit")
+COMMAND_MODULES = ("nf4", "memory", "adapter_size", "fit", "preset")
