@@ -60,6 +60,10 @@ def read_config_json(path: Path) -> dict[str, Any]:
         raise CalcError(f"is not UTF-8 (byte {err.start})", source=str(path)) from None
     except json.JSONDecodeError as err:
         raise CalcError(f"invalid JSON at line {err.lineno} column {err.colno}: {err.msg}", source=str(path)) from None
+    except RecursionError:
+        raise CalcError("invalid JSON (nested too deeply)", source=str(path)) from None
+    except ValueError as err:  # e.g. an integer of more digits than Python converts
+        raise CalcError(f"invalid JSON ({str(err).split(';')[0]})", source=str(path)) from None
     if not isinstance(data, dict):
         raise CalcError("must be a JSON object", source=str(path))
     text = data.get("text_config")
