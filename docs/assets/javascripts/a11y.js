@@ -1,18 +1,14 @@
-/* Keyboard users can scroll wide tables: Material wraps them in a scrollable div that is not focusable. */
+/* Keyboard users can scroll wide tables: Material wraps them (at run time, after its own page-load work) in
+ * a scrollable div that is not focusable. Watch the document and make each wrapper a focusable region. */
 (function () {
   "use strict";
   function focusable() {
-    document.querySelectorAll(".md-typeset__scrollwrap").forEach(function (el) {
-      if (!el.hasAttribute("tabindex")) {
-        el.setAttribute("tabindex", "0");
-        el.setAttribute("role", "region");
-        el.setAttribute("aria-label", "Scrollable table");
-      }
+    document.querySelectorAll(".md-typeset__scrollwrap:not([tabindex])").forEach(function (el) {
+      el.setAttribute("tabindex", "0");
+      el.setAttribute("role", "region");
+      el.setAttribute("aria-label", "Scrollable table");
     });
   }
-  if (window.document$ && typeof window.document$.subscribe === "function") {
-    window.document$.subscribe(focusable);
-  } else {
-    document.addEventListener("DOMContentLoaded", focusable);
-  }
+  focusable();
+  new MutationObserver(focusable).observe(document.documentElement, { childList: true, subtree: true });
 })();
