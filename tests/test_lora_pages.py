@@ -24,6 +24,7 @@ from calc.errors import CalcError
 from calc.lora import LoraSpec, count_lora, scaling
 from calc.presets import get_preset
 from macros import lora_pages, rot
+from tests.test_macros import FakeEnv
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = ("lora.md", "rank.md", "alpha.md", "target-modules.md")
@@ -263,20 +264,6 @@ def test_rank_guidance_rejects_unknown_references(tmp_path):
 
 # -- macros ------------------------------------------------------------------------------------------------------------
 
-class FakeEnv:
-    def __init__(self) -> None:
-        self.macros: dict = {}
-        self.filters: dict = {}
-        self.variables: dict = {}
-        self.conf: dict = {}
-
-    def macro(self, fn, name=None):
-        self.macros[name or fn.__name__] = fn
-        return fn
-
-    def filter(self, fn, name=None):
-        self.filters[name or fn.__name__] = fn
-        return fn
 
 
 @pytest.fixture(scope="module")

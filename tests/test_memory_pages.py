@@ -29,6 +29,7 @@ from calc.gpus import get_gpu
 from calc.memory import TrainingSetup
 from calc.presets import get_preset
 from macros import memory_pages, quant_pages, rot
+from tests.test_macros import FakeEnv
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = ("qlora.md", "nf4.md", "memory.md", "adapters.md", "validation.md")
@@ -386,20 +387,6 @@ def test_setup_text_states_the_conditions():
 
 
 # == macros ==============================================================================================================
-class FakeEnv:
-    def __init__(self) -> None:
-        self.macros: dict = {}
-        self.filters: dict = {}
-        self.variables: dict = {}
-        self.conf: dict = {}
-
-    def macro(self, fn, name=None):
-        self.macros[name or fn.__name__] = fn
-        return fn
-
-    def filter(self, fn, name=None):
-        self.filters[name or fn.__name__] = fn
-        return fn
 
 
 @pytest.fixture(scope="module")
