@@ -321,10 +321,17 @@ def quantize_blockwise_8bit(x: Sequence[float] | np.ndarray, code: np.ndarray | 
     padded[:n] = values
     rows = padded.reshape(blocks, bs)
     absmax = np.abs(rows).max(axis=1).astype(np.float32)
-    with np.errstate(divide="ignore"):
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
         inv = (np.float32(1.0) / absmax).astype(np.float32)
-    inv[absmax == 0] = 0
-    v = np.clip((rows * inv[:, None]).astype(np.float32), -1.0, 1.0)
+        inv[absmax == 0] = 0
+        scaled = (rows * inv[:, None]).astype(np.float32)
+        # A block whose absmax is below ~1/FLT_MAX (a subnormal, e.g. absmax minus the double-quant
+        # offset) has no finite reciprocal; bitsandbytes' kernel then feeds NaN to an int cast, which is
+        # undefined. Divide instead, so such a block still maps to the nearest levels.
+        huge = ~np.isfinite(inv)
+        if huge.any():
+            scaled[huge] = (rows[huge] / absmax[huge, None]).astype(np.float32)
+    v = np.clip(scaled, -1.0, 1.0)
     t = ((v + np.float32(1.0)) * np.float32(0.5)).astype(np.float32)
     index = ((t * np.float32(_LUT_SIZE - 1)).astype(np.float32) + np.float32(0.5)).astype(np.float32)
     codes = lut[index.astype(np.int64)]

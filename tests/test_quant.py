@@ -20,7 +20,7 @@ from statistics import NormalDist
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -180,6 +180,8 @@ def test_round_trip_error_within_half_the_largest_gap(x, blocksize, name):
 
 @settings(max_examples=60, deadline=None)
 @given(hnp.arrays(np.float32, st.integers(1, 3000), elements=st.floats(0, 50, width=32, allow_subnormal=False)))
+# found by CI: FLT_MIN minus the mean offset is subnormal and 1/absmax overflowed to inf
+@example(np.array([np.finfo(np.float32).tiny] + [0.0] * 300, np.float32))
 def test_double_quantization_error_bound(absmax):
     dq = Q.double_quantize(absmax)
     assert dq.codes.size == absmax.size and dq.absmax2.size == -(-absmax.size // 256)
@@ -434,3 +436,13 @@ def test_cli_table(capsys):
     assert len(rows) == 16
     assert rows[3].split() == ["3", "0b0011", "1.0"]
     assert main(["nf4", "--code", "int3"]) == 2
+
+
+def test_8bit_quantization_of_a_subnormal_block_keeps_its_signs_and_zeros():
+    # 1/1e-40 is inf in float32; the block must still map to the extreme levels and exact zero
+    x = np.array([1e-40, 0.0, -1e-40, 5e-41], np.float32)
+    codes, absmax = Q.quantize_blockwise_8bit(x)
+    code = Q.dynamic_map()
+    assert absmax[0] == np.float32(1e-40)
+    assert code[codes[0]] == 1.0 and code[codes[2]] == code.min() and abs(code[codes[1]]) < 1e-4  # the kernel maps 0 via its 65,536-point grid
+    assert abs(code[codes[3]] - 0.5) < 0.01
