@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import importlib
 
-from macros import charts, rot
+from macros import calculator, charts, rot
 from macros.assets import ensure_vega_bundle
 
-MACRO_MODULES = ("tables", "rot", "lora_pages", "quant_pages", "memory_pages", "refs", "snippets", "site_pages")
+MACRO_MODULES = ("tables", "rot", "lora_pages", "quant_pages", "memory_pages", "refs", "snippets", "site_pages",
+                 "calculator")
 
 
 def define_env(env) -> None:
@@ -26,6 +27,7 @@ def define_env(env) -> None:
     docs_dir = conf.get("docs_dir")
     if docs_dir:
         ensure_vega_bundle(docs_dir)
+        calculator.write_assets(docs_dir)
         rot.write_exports(docs_dir)
     for module in modules:
         for name in module.MACROS:
