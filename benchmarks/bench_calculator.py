@@ -10,9 +10,8 @@
    * time to interactive: from the start of navigation to the first results on screen (``data-state=ok``),
      taken from the page's own clock (``performance.now()`` when calculator.js rendered them) and, as a
      cross-check, the wall time around ``page.goto`` + the wait; its ratio to the 1.5 s target;
-   * the calculator's start-up steps (``#lh-calc[data-timings]``: worker created and running, MicroPython loaded,
-     assets downloaded, calc
-     imported, first result, the first computation's own time);
+   * the calculator's start-up steps (``#lh-calc[data-timings]``: worker created and running, MicroPython
+     loaded, assets downloaded, calc imported, first result, the first computation's own time);
    * then one warm visit (same context, HTTP cache filled).
 
 A benchmark, not a test: it never fails by timing alone (machines differ); read the ratios. Debian's
