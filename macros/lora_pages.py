@@ -19,7 +19,7 @@ from calc.lora import ALL_LINEAR, LoraSpec, count_lora, scaling
 from calc.presets import get_preset
 from macros.charts import figure
 from macros.refs import cite
-from macros.render import code, md_table, text
+from macros.render import code, md_table, number, text
 from macros.rot import Column, RotTable, rule_of_thumb
 
 MACROS = (
@@ -37,31 +37,8 @@ PEFT_VERSION = "PEFT 0.21.2"
 
 # -- formatting (no arithmetic) --------------------------------------------------------------------------------
 def _fmt(value: Any, fmt: str | None = None) -> str:
-    """``int`` → ``1,234``; ``float`` → ``fixed:N`` / ``pct:N`` / ``x:N`` (a ratio, ``16.00×``); tuple → ``a × b``."""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, tuple):  # a tensor shape: plain digits, as PyTorch prints it
-        return " × ".join(str(v) for v in value)
-    if isinstance(value, str):
-        return text(value)
-    if isinstance(value, int) and fmt is None:
-        return f"{value:,}"
-    fmt = fmt or "fixed:2"
-    kind, _, digits = fmt.partition(":")
-    if kind == "g":  # shortest form: 1, 0.25, 0.125, 5.657
-        return f"{value:.{int(digits or 4)}g}"
-    n = int(digits or 2)
-    if kind == "pct":
-        return f"{value:.{n}f} %"
-    if kind == "x":
-        return f"{value:,.{n}f}×"
-    if kind == "fixed":
-        return f"{value:,.{n}f}"
-    if kind == "int":
-        return f"{int(value):,}"
-    if kind == "human":
-        return human_count(int(value))
-    raise ValueError(f"unknown format {fmt!r}")
+    """:func:`macros.render.number`, with four significant digits for a bare ``g`` (``5.657``)."""
+    return number(value, fmt, g_digits=4)
 
 
 def _field(obj: Any, field: str) -> Any:

@@ -15,7 +15,7 @@ import altair as alt
 
 from calc import pages_data as pd
 from macros.charts import figure
-from macros.render import code, md_table, text
+from macros.render import code, md_table, number, text
 from macros.rot import Column, RotTable, rule_of_thumb
 
 MACROS = (
@@ -29,38 +29,8 @@ CHART_HEIGHT = 300
 
 # -- formatting (no arithmetic) --------------------------------------------------------------------------------
 def show(value: Any, spec: str | None = None) -> str:
-    """Digits for a value: ``int`` → ``1,234``; floats by ``spec``: ``fixed:N``, ``sign:N`` (``+1.5``), ``pct:N``
-    (``12.5 %``), ``x:N`` (``2.50×``), ``g:N`` (shortest), ``sci:N`` (``8.45e-03``); strings are escaped, or shown
-    as inline code with ``code``."""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if value is None:
-        return "—"
-    if isinstance(value, str):
-        return code(value) if spec == "code" else text(value)
-    if isinstance(value, tuple):
-        return " × ".join(str(v) for v in value)
-    if spec is None:
-        if isinstance(value, int):
-            return f"{value:,}"
-        spec = "fixed:2"
-    kind, _, digits = spec.partition(":")
-    n = int(digits) if digits else 2
-    if kind == "int":
-        return f"{int(value):,}"
-    if kind == "fixed":
-        return f"{value:,.{n}f}"
-    if kind == "sign":
-        return f"{value:+,.{n}f}"
-    if kind == "pct":
-        return f"{value:.{n}f} %"
-    if kind == "x":
-        return f"{value:,.{n}f}×"
-    if kind == "g":
-        return f"{value:.{n}g}"
-    if kind == "sci":
-        return f"{value:.{n}e}"
-    raise ValueError(f"unknown format {spec!r}")
+    """:func:`macros.render.number` (this page family's spelling, shared with memory_pages)."""
+    return number(value, spec)
 
 
 #: The calc functions :func:`pd_value` may call (all pure lookups in :mod:`calc.pages_data`).
