@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from calc.architecture import Architecture
 from calc.errors import CalcError
 from calc.presets import get_preset
+from tests.strategies import llama_configs
 
 
 def preset_arch(preset_id: str) -> Architecture:
@@ -257,29 +258,10 @@ def test_gpt2_config_json_spellings_are_understood():
 
 # -- property: any Llama-shaped config matches the textbook formula -------------------------------------
 
-@st.composite
-def llama_configs(draw):
-    kv = draw(st.integers(1, 8))
-    heads = kv * draw(st.integers(1, 6))
-    cfg = {
-        "model_type": "llama",
-        "vocab_size": draw(st.integers(1, 4000)),
-        "hidden_size": heads * draw(st.integers(1, 48)),
-        "intermediate_size": draw(st.integers(1, 1024)),
-        "num_hidden_layers": draw(st.integers(1, 6)),
-        "num_attention_heads": heads,
-        "num_key_value_heads": kv,
-        "tie_word_embeddings": draw(st.booleans()),
-        "attention_bias": draw(st.booleans()),
-        "mlp_bias": draw(st.booleans()),
-    }
-    if draw(st.booleans()):
-        cfg["head_dim"] = draw(st.sampled_from([8, 16, 64, 128]))
-    return cfg
 
 
 @settings(max_examples=200, deadline=None)
-@given(llama_configs())
+@given(llama_configs(mlp_bias=True))
 def test_any_llama_config_totals_the_textbook_formula(cfg):
     h, i, layers, vocab = cfg["hidden_size"], cfg["intermediate_size"], cfg["num_hidden_layers"], cfg["vocab_size"]
     hd = cfg.get("head_dim", h // cfg["num_attention_heads"])

@@ -17,6 +17,7 @@ from calc.architecture import Architecture
 from calc.errors import CalcError
 from calc.lora import LoraSpec, count_lora, scaling
 from calc.presets import get_preset
+from tests.strategies import llama_configs
 
 
 def count(preset_id: str, **spec):
@@ -259,24 +260,6 @@ def test_a_module_name_the_family_lacks_is_an_error_not_silently_ignored():
 LLAMA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
-@st.composite
-def llama_configs(draw):
-    kv = draw(st.integers(1, 8))
-    heads = kv * draw(st.integers(1, 6))
-    cfg = {
-        "model_type": "llama",
-        "vocab_size": draw(st.integers(1, 4000)),
-        "hidden_size": heads * draw(st.integers(1, 48)),
-        "intermediate_size": draw(st.integers(1, 1024)),
-        "num_hidden_layers": draw(st.integers(1, 6)),
-        "num_attention_heads": heads,
-        "num_key_value_heads": kv,
-        "tie_word_embeddings": draw(st.booleans()),
-        "attention_bias": draw(st.booleans()),
-    }
-    if draw(st.booleans()):
-        cfg["head_dim"] = draw(st.sampled_from([8, 16, 64, 128]))
-    return cfg
 
 
 def shapes(cfg: dict) -> dict[str, tuple[int, int]]:
@@ -294,7 +277,7 @@ PROPS = settings(max_examples=200, deadline=None)
 
 
 @PROPS
-@given(llama_configs(), targets, ranks)
+@given(llama_configs(mlp_bias=False), targets, ranks)
 def test_lora_count_is_r_times_in_plus_out_summed_over_targets(cfg, names, r):
     layers = cfg["num_hidden_layers"]
     expected = sum(layers * r * sum(shapes(cfg)[n]) for n in names)
@@ -303,7 +286,7 @@ def test_lora_count_is_r_times_in_plus_out_summed_over_targets(cfg, names, r):
 
 
 @PROPS
-@given(llama_configs(), targets, ranks, ranks)
+@given(llama_configs(mlp_bias=False), targets, ranks, ranks)
 def test_lora_count_is_linear_in_r(cfg, names, r1, r2):
     arch = Architecture.from_hf_config(cfg)
 
@@ -314,7 +297,7 @@ def test_lora_count_is_linear_in_r(cfg, names, r1, r2):
 
 
 @PROPS
-@given(llama_configs(), targets, ranks)
+@given(llama_configs(mlp_bias=False), targets, ranks)
 def test_lora_count_is_additive_over_modules(cfg, names, r):
     arch = Architecture.from_hf_config(cfg)
     together = count_lora(arch, LoraSpec(r=r, target_modules=tuple(names))).trainable_params
@@ -323,7 +306,7 @@ def test_lora_count_is_additive_over_modules(cfg, names, r):
 
 
 @PROPS
-@given(llama_configs(), st.permutations(LLAMA_TARGETS), st.integers(1, 7), ranks)
+@given(llama_configs(mlp_bias=False), st.permutations(LLAMA_TARGETS), st.integers(1, 7), ranks)
 def test_lora_count_does_not_depend_on_target_order(cfg, order, k, r):
     arch = Architecture.from_hf_config(cfg)
     chosen = order[:k]
@@ -333,7 +316,7 @@ def test_lora_count_does_not_depend_on_target_order(cfg, order, k, r):
 
 
 @PROPS
-@given(llama_configs(), targets, ranks)
+@given(llama_configs(mlp_bias=False), targets, ranks)
 def test_dora_adds_exactly_out_features_per_adapted_matrix(cfg, names, r):
     arch = Architecture.from_hf_config(cfg)
     plain = count_lora(arch, LoraSpec(r=r, target_modules=tuple(names)))
@@ -343,7 +326,7 @@ def test_dora_adds_exactly_out_features_per_adapted_matrix(cfg, names, r):
 
 
 @PROPS
-@given(llama_configs(), ranks, ranks)
+@given(llama_configs(mlp_bias=False), ranks, ranks)
 def test_base_model_total_does_not_depend_on_r(cfg, r1, r2):
     arch = Architecture.from_hf_config(cfg)
     a = count_lora(arch, LoraSpec(r=r1))
