@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import jinja2
+from bs4 import BeautifulSoup
 
 import macros
 from macros import render
@@ -24,6 +27,28 @@ class FakeEnv:
     def filter(self, fn, name=None):
         self.filters[name or fn.__name__] = fn
         return fn
+
+
+@dataclass(frozen=True)
+class ChartParts:
+    figure: object        # the figure.lh-chart element
+    static: object        # its .lh-chart__static (role=img) element
+    details: object       # the <details> holding the data table
+    table_lines: list     # the data table's Markdown lines ("| … |")
+
+
+def chart_parts(out: str) -> ChartParts:
+    """A chart macro's output, checked for what every chart carries: an id, a caption, a labelled static
+    image and a data table; the parts are returned for the page's own further checks."""
+    fig = BeautifulSoup(out, "html.parser").find("figure", class_="lh-chart")
+    assert fig is not None and fig.get("id", "").startswith("chart-")
+    assert fig.find("figcaption").get_text(strip=True)
+    static = fig.find(class_="lh-chart__static")
+    assert static["role"] == "img" and len(static["aria-label"]) > 40
+    details = fig.find("details")
+    table_lines = [line for line in details.get_text().splitlines() if line.startswith("|")]
+    assert len(table_lines) >= 4          # header, rule, at least two rows
+    return ChartParts(fig, static, details, table_lines)
 
 
 def test_define_env_registers_the_same_macros_twice():
