@@ -41,6 +41,12 @@ CARGO_HIGH_RANK = 256
 SEVEN_B_CLASS = (6_500_000_000, 9_000_000_000)
 #: Fixed alpha used to show what changing r does at constant alpha (alpha.md).
 FIXED_ALPHA = 16
+#: The rank someone raises to while keeping PEFT's default ``lora_alpha`` (the trap on alpha.md).
+PEFT_TRAP_RANK = 64
+#: QLoRA's published recipe (Dettmers et al. 2023, §5 and the Guanaco scripts in artidoro/qlora): r, lora_alpha.
+QLORA_RECIPE = (64, 16)
+#: The rank of the DoRA example on lora.md (q_proj and v_proj).
+DORA_EXAMPLE_RANK = 32
 #: Target sets compared on target-modules.md, in order of size (calc's shortcuts plus PEFT's all-linear).
 TARGET_SETS: tuple[str, ...] = ("qv", "attention", "mlp", ALL_LINEAR)
 
@@ -369,7 +375,7 @@ ALPHA_PAIRS: tuple[tuple[int, int, str], ...] = (
     (16, 16, "α = r (Hu et al.: α set to the first r tried)"),
     (16, 32, "α = 2r"),
     (32, 16, "fixed α, rank raised"),
-    (64, 16, "QLoRA / Guanaco (Dettmers et al.)"),
+    (*QLORA_RECIPE, "QLoRA / Guanaco (Dettmers et al.)"),
     (64, 128, "α = 2r (Biderman et al.)"),
     (256, 16, "fixed α, rank raised"),
     (256, 512, "α = 2r (Biderman et al.)"),

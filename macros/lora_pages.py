@@ -17,13 +17,14 @@ from calc.adapters import DTYPES
 from calc.fmt import human_count
 from calc.lora import ALL_LINEAR, LoraSpec, count_lora, scaling
 from calc.presets import get_preset
+from calc.versions import label as release
 from macros.charts import figure
 from macros.refs import cite
 from macros.render import code, md_table, number, text
 from macros.rot import Column, RotTable, rule_of_thumb
 
 MACROS = (
-    "model_name", "family_name", "guide", "peft_printout", "projection_value", "projection_table", "lora_count", "rank_cost_value",
+    "model_name", "family_name", "guide", "guide_value", "peft_printout", "projection_value", "projection_table", "lora_count", "rank_cost_value",
     "scale_value", "scale_ratio_value", "target_set_value", "module_value", "mts_value",
     "rank_guidance_findings", "chart_trainable_vs_frozen", "chart_params_vs_rank", "chart_adapter_size_vs_rank",
     "chart_scale_vs_rank", "chart_target_sets", "module_list",
@@ -32,7 +33,7 @@ MACROS = (
 CHART_WIDTH = 560
 CHART_HEIGHT = 300
 TALL_CHART_HEIGHT = 380
-PEFT_VERSION = "PEFT 0.21.2"
+PEFT_VERSION = release("peft")
 
 
 # -- formatting (no arithmetic) --------------------------------------------------------------------------------
@@ -81,14 +82,24 @@ _GUIDE = {
     "grid_max": lambda: g.RANK_GRID[-1],
     "class_low": lambda: g.SEVEN_B_CLASS[0],
     "class_high": lambda: g.SEVEN_B_CLASS[1],
+    "trap_rank": lambda: g.PEFT_TRAP_RANK,
+    "qlora_r": lambda: g.QLORA_RECIPE[0],
+    "qlora_alpha": lambda: g.QLORA_RECIPE[1],
+    "dora_rank": lambda: g.DORA_EXAMPLE_RANK,
 }
+
+
+def guide_value(name: str):
+    """The raw constant behind :func:`guide`, for passing on to another macro
+    (``scale_value(guide_value("qlora_r"), guide_value("qlora_alpha"))``)."""
+    if name not in _GUIDE:
+        raise KeyError(f"unknown guide value {name!r}; known: {', '.join(sorted(_GUIDE))}")
+    return _GUIDE[name]()
 
 
 def guide(name: str, fmt: str | None = None) -> str:
     """A constant of :mod:`calc.guidance` (the example rank, PEFT's defaults, the rank grid's ends …)."""
-    if name not in _GUIDE:
-        raise KeyError(f"unknown guide value {name!r}; known: {', '.join(sorted(_GUIDE))}")
-    return _fmt(_GUIDE[name](), fmt)
+    return _fmt(guide_value(name), fmt)
 
 
 def projection_value(preset_id: str, module: str, field: str, r: int = g.EXAMPLE_RANK, fmt: str | None = None) -> str:

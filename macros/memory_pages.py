@@ -13,6 +13,7 @@ import altair as alt
 
 from calc import pages_data as pd
 from calc.memory import BNB_8BIT_BLOCK, BNB_MIN_8BIT_SIZE
+from calc.versions import label as release
 from macros.charts import figure
 from macros.quant_pages import CHART_HEIGHT, CHART_WIDTH, _col, _legend_pick, _spec, show
 from macros.render import code, md_table, text
@@ -184,7 +185,7 @@ def _rot_adapter_size() -> RotTable:
     return RotTable(
         id="rot-adapter-size-by-targets",
         title=f"adapter_model.safetensors of {pd.model_name(pd.ADAPTER_PRESET)} by targets, dtype and rank (MiB)",
-        conditions=("PEFT 0.21.2 save_pretrained with safetensors 0.8.0: the exact file size, header included, MiB = "
+        conditions=(f"{release('peft')} save_pretrained with {release('safetensors')}: the exact file size, header included, MiB = "
                     "2^20 bytes. target_modules as calc expands them for this model (qv = q_proj + v_proj, attention = "
                     "the four attention projections, mlp = gate/up/down, all-linear = PEFT's every decoder linear); "
                     "lora_alpha = 2r (it does not change the size); bias='none', no modules_to_save. float32 is what "
@@ -261,7 +262,7 @@ def _rot_merged() -> RotTable:
                  for m in pd.merge_rows())
     return RotTable(
         id="rot-merged-model-size", title="Adapter vs merged model vs 4-bit base",
-        conditions=(f"adapter: LoRA r={pd.EXAMPLE_RANK} on all linear layers saved by PEFT 0.21.2 with its defaults "
+        conditions=(f"adapter: LoRA r={pd.EXAMPLE_RANK} on all linear layers saved by {release('peft')} with its defaults "
                     "(float32 tensors, header included), MiB = 2^20 bytes. Merged: merge_and_unload() gives the base "
                     "architecture back, so its weights are every parameter at the saved dtype (tensor data only; the "
                     "safetensors headers and index add well under 0.01 %), GiB = 2^30 bytes. 4-bit: the same model "

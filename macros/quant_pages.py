@@ -14,6 +14,7 @@ from typing import Any
 import altair as alt
 
 from calc import pages_data as pd
+from calc.versions import label as release, version
 from macros.charts import figure
 from macros.render import code, md_table, number, text
 from macros.rot import Column, RotTable, rule_of_thumb
@@ -190,7 +191,7 @@ def _rot_bits() -> RotTable:
                   r.bits, r.scale_bits, r.bytes_per_param, r.percent_of_bf16) for r in pd.bits_rows())
     return RotTable(
         id="rot-bits-per-parameter", title="Storage bits per weight, with and without double quantization",
-        conditions=("bitsandbytes 0.50.2 storage per weight element, asymptotically (the small code tables every "
+        conditions=(f"{release('bitsandbytes')} storage per weight element, asymptotically (the small code tables every "
                     "quantized weight carries are left out). 4-bit: 4 bits per weight plus one "
                     "fp32 absmax per block (32/blocksize bits) or, with double quantization, one 8-bit absmax per block "
                     "plus one fp32 scale per 256 blocks (8/blocksize + 32/(256·blocksize) bits). int8 is LLM.int8 "
@@ -209,7 +210,7 @@ def _rot_error() -> RotTable:
         id="rot-4bit-quantization-error", title="Round-trip error of NF4, FP4 and int4 on Gaussian weights",
         conditions=(f"{pd.ERROR_SAMPLES:,} float32 samples of N(0, 1) from numpy.random.default_rng({pd.ERROR_SEED}), "
                     f"quantized in blocks of {pd.ERROR_BLOCKSIZE} with one absmax per block and dequantized again, "
-                    "bit for bit as bitsandbytes 0.50.2 does on CPU (nearest level, ties to the lower one). Errors are "
+                    f"bit for bit as {release('bitsandbytes')} does on CPU (nearest level, ties to the lower one). Errors are "
                     "in units of the weights' standard deviation (they scale with it); MSE = mean squared error, "
                     "RMSE its root, MAE = mean absolute error, max = largest absolute error. Measured when the site "
                     "is built."),
@@ -229,7 +230,7 @@ def _rot_qlora_storage() -> RotTable:
         id="rot-qlora-weight-storage", title="What a 4-bit load actually quantizes",
         conditions=("from_pretrained(quantization_config=BitsAndBytesConfig(load_in_4bit=True, "
                     "bnb_4bit_quant_type='nf4', bnb_4bit_use_double_quant=True), dtype=bfloat16) in transformers "
-                    "5.23 with bitsandbytes 0.50.2 and the default skip list: only nn.Linear (and GPT-2's Conv1D) "
+                    f"{version('transformers')} with {release('bitsandbytes')} and the default skip list: only nn.Linear (and GPT-2's Conv1D) "
                     "weights inside the decoder become 4-bit; every bias and the listed kinds stay in bf16. Before "
                     "prepare_model_for_kbit_training, which upcasts what stays to fp32. GiB = 2^30 bytes; tied "
                     "embeddings counted once."),

@@ -14,6 +14,7 @@ from calc import headline
 from calc.gpus import get_gpu
 from calc.lora import ALL_LINEAR
 from calc.presets import get_preset
+from calc.versions import label
 from macros.render import code, link, md_table, text
 
 MACROS = (
@@ -22,6 +23,7 @@ MACROS = (
     "quantized_share", "weights_size", "adapter_size", "merged_size", "memory_required", "memory_ratio",
     "memory_conditions", "method_memory_table", "preset_catalogue", "largest_deviation", "target_choice_table",
     "rank_choice_table", "scaling_table", "gpu_marketed", "fit_question", "fit_table", "fit_summary",
+    "checked_release",
 )
 
 METHOD_LABELS = {"full": "Full fine-tuning", "lora": "LoRA", "qlora": "QLoRA"}
@@ -108,6 +110,12 @@ def nf4_blocksize(preset_id: str, level: int = 1) -> str:
 def quantized_share(preset_id: str) -> str:
     """Share of the parameters bitsandbytes quantizes (:func:`calc.headline.weight_storage`)."""
     return f"{headline.weight_storage(preset_id).quantized_share:.1%}".replace("%", " %")
+
+
+def checked_release(name: str) -> str:
+    """The library release calc is checked against, as inline code (:func:`calc.versions.label`:
+    ``checked_release("peft")`` → ``PEFT 0.21.2``)."""
+    return code(label(name))
 
 
 def default_alpha(r: int) -> str:

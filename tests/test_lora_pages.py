@@ -284,6 +284,10 @@ def test_inline_macros_print_calcs_numbers(render):
     assert render("{{ scale_value(64, 16) }}") == "0.25"
     assert render("{{ scale_ratio_value(16, 64, 16, True) }}") == "0.5"
     assert render('{{ guide("peft_r") }}/{{ guide("peft_alpha") }}') == "8/8"
+    # QLoRA's recipe is r = 64, lora_alpha = 16 (Dettmers et al. 2023; artidoro/qlora's Guanaco scripts): 16/64
+    assert render('{{ guide("qlora_r") }}/{{ guide("qlora_alpha") }}') == "64/16"
+    assert render('{{ scale_value(guide_value("qlora_r"), guide_value("qlora_alpha")) }}') == "0.25"
+    assert render('{{ guide_value("dora_rank") + 0 }}') == "32"
     assert render('{{ module_value("mixtral-8x7b", "mlp.experts.gate_up_proj", "r") }}') == "32"
     assert render('{{ mts_value("llama-3.2-1b", "copy_params") }}') == f"{128_256 * 2048:,}"
     assert render('{{ model_name("llama-3.1-8b") }}') == "Llama 3.1 8B"
