@@ -367,10 +367,6 @@ def chart_target_sets(r: int = g.EXAMPLE_RANK) -> str:
 
 
 # -- rule-of-thumb tables -----------------------------------------------------------------------------------------
-def _col(header: str, fmt: str = "text", unit: str | None = None) -> Column:
-    return Column(header, fmt, unit)
-
-
 _COUNTING = (f"counted as {PEFT_VERSION} reports trainable parameters (get_nb_trainable_parameters), "
              "bias='none', no modules_to_save")
 
@@ -387,8 +383,8 @@ def _module_rot(table_id: str, preset_id: str, title: str) -> RotTable:
                     f"{_COUNTING}. in and out are in_features and out_features; per layer = r·(in+out); the model has "
                     f"{arch.num_hidden_layers} layers and {arch.num_key_value_heads} key/value heads. Counts are "
                     "parameters (elements)."),
-        columns=(_col("Module"), _col("in", "int"), _col("out", "int"), _col("Layers", "int"),
-                 _col("Per layer", "int"), _col("All layers", "int"), _col("Share", "pct:1")),
+        columns=(Column("Module"), Column("in", "int"), Column("out", "int"), Column("Layers", "int"),
+                 Column("Per layer", "int"), Column("All layers", "int"), Column("Share", "pct:1")),
         rows=rows, source="calc.guidance.module_table")
 
 
@@ -414,8 +410,8 @@ def _rot_dora() -> RotTable:
         id="rot-dora-extra-parameters", title="What DoRA adds to LoRA (parameters)",
         conditions=(f"r={g.EXAMPLE_RANK}, target_modules='all-linear', use_dora=True vs False, {_COUNTING}. DoRA adds "
                     "one magnitude element per output feature of each adapted matrix; rsLoRA adds nothing."),
-        columns=(_col("Model"), _col("LoRA", "int", "params"), _col("DoRA magnitudes", "int", "params"),
-                 _col("DoRA total", "int", "params"), _col("Extra vs LoRA", "pct:2")),
+        columns=(Column("Model"), Column("LoRA", "int", "params"), Column("DoRA magnitudes", "int", "params"),
+                 Column("DoRA total", "int", "params"), Column("Extra vs LoRA", "pct:2")),
         rows=tuple(rows), source="calc.guidance.dora_cost")
 
 
@@ -427,7 +423,7 @@ def _rot_params_by_rank() -> RotTable:
         id="rot-trainable-params-by-rank", title="Trainable LoRA parameters by rank (parameters)",
         conditions=(f"target_modules='all-linear', lora_alpha irrelevant to the count, {_COUNTING}. Every value is a "
                     "number of trainable parameters (elements); r=… is the LoRA rank."),
-        columns=(_col("Model"), *[_col(f"r={r}", "int") for r in g.RANK_GRID]),
+        columns=(Column("Model"), *[Column(f"r={r}", "int") for r in g.RANK_GRID]),
         rows=rows, source="calc.guidance.rank_sweep")
 
 
@@ -441,7 +437,7 @@ def _rot_size_by_rank() -> RotTable:
                     f"as {PEFT_VERSION} does by default even on a bf16 model (autocast_adapter_dtype=True). Every "
                     "value is the exact file size, safetensors header included, in MiB (2^20 bytes); a bf16 save "
                     "is about half."),
-        columns=(_col("Model"), *[_col(f"r={r}", "fixed:1") for r in g.RANK_GRID]),
+        columns=(Column("Model"), *[Column(f"r={r}", "fixed:1") for r in g.RANK_GRID]),
         rows=rows, source="calc.guidance.rank_sweep (calc.adapters.adapter_file_bytes)")
 
 
@@ -462,7 +458,7 @@ def _rot_rank_guidance() -> RotTable:
         id="rot-rank-by-use-case", title="Rank by use case: what the sources used",
         conditions=("only ranks a source states (used, swept or recommended), with that source's lora_alpha and "
                     "targets; what each source found, and where it says so, is listed under the table."),
-        columns=(_col("Use case"), _col("Ranks stated"), _col("lora_alpha"), _col("Targets"), _col("Source")),
+        columns=(Column("Use case"), Column("Ranks stated"), Column("lora_alpha"), Column("Targets"), Column("Source")),
         rows=rows, source="calc.guidance.rank_guidance (calc/data/rank_guidance.yaml)")
 
 
@@ -479,9 +475,9 @@ def _rot_high_rank_cost() -> RotTable:
         conditions=(f"every dense preset with {human_count(g.SEVEN_B_CLASS[0])} to {human_count(g.SEVEN_B_CLASS[1])} "
                     f"base parameters; target_modules='all-linear', {_COUNTING}; adapter files in float32 as PEFT "
                     "saves them by default, MiB = 2^20 bytes."),
-        columns=(_col("Model"), _col(f"r={lo}", "int", "params"), _col(f"r={hi}", "int", "params"),
-                 _col("Ratio", "fixed:2"), _col(f"File r={lo}", "fixed:1", "MiB"),
-                 _col(f"File r={hi}", "fixed:1", "MiB"), _col("Extra", "fixed:1", "MiB")),
+        columns=(Column("Model"), Column(f"r={lo}", "int", "params"), Column(f"r={hi}", "int", "params"),
+                 Column("Ratio", "fixed:2"), Column(f"File r={lo}", "fixed:1", "MiB"),
+                 Column(f"File r={hi}", "fixed:1", "MiB"), Column("Extra", "fixed:1", "MiB")),
         rows=tuple(rows), source="calc.guidance.rank_cost")
 
 
@@ -493,8 +489,8 @@ def _rot_alpha() -> RotTable:
         conditions=(f"{PEFT_VERSION}: the LoRA branch output is multiplied by lora_alpha/r, or by "
                     "lora_alpha/sqrt(r) with use_rslora=True; one module at rank r (rank_pattern and alpha_pattern "
                     "unset). Scales are plain factors."),
-        columns=(_col("r", "int"), _col("lora_alpha", "int"), _col("Scale α/r", "fixed:4"),
-                 _col("rsLoRA scale α/√r", "fixed:4"), _col("Where the pair comes from")),
+        columns=(Column("r", "int"), Column("lora_alpha", "int"), Column("Scale α/r", "fixed:4"),
+                 Column("rsLoRA scale α/√r", "fixed:4"), Column("Where the pair comes from")),
         rows=rows, source="calc.guidance.alpha_pairs (calc.lora.scaling)")
 
 
@@ -510,7 +506,7 @@ def _rot_target_sets() -> RotTable:
                     "and mlp are expanded per family (calc.lora.peft_target_modules): q_proj+v_proj, the four "
                     "attention projections, the MLP projections; on Phi-3 qv is the fused qkv_proj, on Mixtral mlp "
                     "is w1, w2, w3 (the experts)."),
-        columns=(_col("Model"), *[_col(s, "int") for s in g.TARGET_SETS]),
+        columns=(Column("Model"), *[Column(s, "int") for s in g.TARGET_SETS]),
         rows=tuple(rows), source="calc.guidance.target_set_costs")
 
 
@@ -522,8 +518,8 @@ def _rot_fused() -> RotTable:
         id="rot-fused-modules", title="Fused projections: one adapter for several roles",
         conditions=(f"LoRA r={g.EXAMPLE_RANK} on the fused module alone, all layers, {_COUNTING}. in and out are "
                     "in_features and out_features. A fused module gets one A and one B, so its roles share the rank."),
-        columns=(_col("Model"), _col("Module", "code"), _col("Holds"), _col("in", "int"), _col("out", "int"),
-                 _col("LoRA", "int", "params")),
+        columns=(Column("Model"), Column("Module", "code"), Column("Holds"), Column("in", "int"), Column("out", "int"),
+                 Column("LoRA", "int", "params")),
         rows=rows, source="calc.guidance.fused_rows")
 
 
@@ -541,8 +537,8 @@ def _rot_moe() -> RotTable:
                     f"{PEFT_VERSION} with transformers v5 (stacked expert parameters and PEFT's MoE target rewrite); "
                     "a dash in r means the module gets no LoRA. Experts > 1: a stacked parameter of that many "
                     "matrices, whose LoRA has rank experts·r. LoRA counts are parameters, all layers."),
-        columns=(_col("Model"), _col("Module"), _col("Kind"), _col("Experts", "int"), _col("r", "int"),
-                 _col("LoRA", "int", "params")),
+        columns=(Column("Model"), Column("Module"), Column("Kind"), Column("Experts", "int"), Column("r", "int"),
+                 Column("LoRA", "int", "params")),
         rows=tuple(rows), source="calc.guidance.module_table (calc.lora.count_lora)")
 
 
@@ -559,7 +555,7 @@ def _rot_mts() -> RotTable:
                     f"full trainable copy); {PEFT_VERSION}; file sizes for a bf16 model saved with PEFT's defaults "
                     "(LoRA tensors float32, the lm_head copy bf16), MiB = 2^20 bytes. The copy is made and saved "
                     "even when lm_head is tied to the embedding."),
-        columns=(_col("Model"), _col("Tied"), _col("LoRA", "int", "params"), _col("lm_head copy", "int", "params"),
-                 _col("Trainable ×", "fixed:1"), _col("File without", "fixed:1", "MiB"),
-                 _col("File with", "fixed:1", "MiB")),
+        columns=(Column("Model"), Column("Tied"), Column("LoRA", "int", "params"), Column("lm_head copy", "int", "params"),
+                 Column("Trainable ×", "fixed:1"), Column("File without", "fixed:1", "MiB"),
+                 Column("File with", "fixed:1", "MiB")),
         rows=tuple(rows), source="calc.guidance.modules_to_save_cost")

@@ -15,9 +15,9 @@ from calc import pages_data as pd
 from calc.memory import BNB_8BIT_BLOCK, BNB_MIN_8BIT_SIZE
 from calc.versions import label as release
 from macros.charts import figure
-from macros.quant_pages import CHART_HEIGHT, CHART_WIDTH, _col, _legend_pick, _spec, show
+from macros.quant_pages import CHART_HEIGHT, CHART_WIDTH, _legend_pick, _spec, show
 from macros.render import code, md_table, text
-from macros.rot import RotTable, rule_of_thumb
+from macros.rot import Column, RotTable, rule_of_thumb
 
 MACROS = (
     "memory_conditions_text", "precision_table", "activation_table", "loss_table", "phase_table",
@@ -53,8 +53,8 @@ def _rot_param_bytes() -> RotTable:
                     f"{BNB_8BIT_BLOCK} elements each (fp32 states for tensors under {BNB_MIN_8BIT_SIZE:,} elements); a "
                     "master copy is fp32. Activations, "
                     "the frozen base of LoRA and transients are separate terms. Bytes per parameter."),
-        columns=(_col("Regime"), _col("Weights", "fixed:3"), _col("Gradients", "fixed:3"),
-                 _col("Optimizer states", "fixed:3"), _col("Master copy", "fixed:3"), _col("Total", "fixed:3")),
+        columns=(Column("Regime"), Column("Weights", "fixed:3"), Column("Gradients", "fixed:3"),
+                 Column("Optimizer states", "fixed:3"), Column("Master copy", "fixed:3"), Column("Total", "fixed:3")),
         rows=rows, source="calc.pages_data.param_bytes_rows (calc.memory.estimate_memory)")
 
 
@@ -131,10 +131,10 @@ def _rot_vram() -> RotTable:
                     "checkpointing off, everything else equal. Every value "
                     "is the memory one GPU must have free: a modelled peak, not a measurement; see the validation page "
                     "for how the model compares with measured runs."),
-        columns=(_col("Model"), _col("Parameters", "int"), _col("Full", "fixed:1", "GiB"), _col("LoRA", "fixed:1", "GiB"),
-                 _col("QLoRA", "fixed:1", "GiB"), _col("Full, no checkpointing", "fixed:1", "GiB"),
-                 _col("LoRA, no checkpointing", "fixed:1", "GiB"),
-                 _col("QLoRA, no checkpointing", "fixed:1", "GiB")),
+        columns=(Column("Model"), Column("Parameters", "int"), Column("Full", "fixed:1", "GiB"), Column("LoRA", "fixed:1", "GiB"),
+                 Column("QLoRA", "fixed:1", "GiB"), Column("Full, no checkpointing", "fixed:1", "GiB"),
+                 Column("LoRA, no checkpointing", "fixed:1", "GiB"),
+                 Column("QLoRA, no checkpointing", "fixed:1", "GiB")),
         rows=rows, source="calc.pages_data.vram_rows (calc.headline.compare_methods)")
 
 
@@ -154,7 +154,7 @@ def _rot_fit() -> RotTable:
                     "usable on that card minus the required memory. Negative means it does not fit; a small positive "
                     "headroom may still fail, because the caching allocator's fragmentation (reserved minus allocated) "
                     "comes on top. Vendors' 'GB' figures are kept as sold."),
-        columns=(_col("Model"), _col("Required", "fixed:1", "GiB"), *[_col(_gpu_header(c), "fixed:1") for c in cols]),
+        columns=(Column("Model"), Column("Required", "fixed:1", "GiB"), *[Column(_gpu_header(c), "fixed:1") for c in cols]),
         rows=rows, source="calc.pages_data.fit_matrix (calc.gpus.fit)")
 
 
@@ -171,8 +171,8 @@ def _rot_multi() -> RotTable:
                     "FSDP + QLoRA shards the packed 4-bit weights (bnb_4bit_quant_storage=bf16) but keeps the full "
                     "quantization state on every GPU. Not modelled: NCCL buffers, DeepSpeed bucket sizes, CPU "
                     "offload. The single-GPU column is the same method without sharding, for comparison."),
-        columns=(_col("Method"), _col("Sharding"), _col("1 GPU, unsharded", "fixed:1", "GiB"),
-                 *[_col(f"{n} GPUs", "fixed:1", "GiB per GPU") for n in pd.GPU_COUNTS]),
+        columns=(Column("Method"), Column("Sharding"), Column("1 GPU, unsharded", "fixed:1", "GiB"),
+                 *[Column(f"{n} GPUs", "fixed:1", "GiB per GPU") for n in pd.GPU_COUNTS]),
         rows=rows, source="calc.pages_data.sharding_rows (calc.memory.estimate_memory)")
 
 
@@ -191,7 +191,7 @@ def _rot_adapter_size() -> RotTable:
                     "lora_alpha = 2r (it does not change the size); bias='none', no modules_to_save. float32 is what "
                     "PEFT saves by default even for a bf16 model; bfloat16 after autocast_adapter_dtype=False or a "
                     "cast before saving."),
-        columns=(_col("target_modules"), _col("dtype"), *[_col(f"r={r}", "fixed:1") for r in ranks]),
+        columns=(Column("target_modules"), Column("dtype"), *[Column(f"r={r}", "fixed:1") for r in ranks]),
         rows=rows, source="calc.pages_data.adapter_size_rows (calc.adapters.adapter_file_bytes)")
 
 
@@ -267,9 +267,9 @@ def _rot_merged() -> RotTable:
                     "architecture back, so its weights are every parameter at the saved dtype (tensor data only; the "
                     "safetensors headers and index add well under 0.01 %), GiB = 2^30 bytes. 4-bit: the same model "
                     "loaded in NF4 with double quantization (embeddings, lm_head and norms in bf16), for comparison."),
-        columns=(_col("Model"), _col("Adapter", "fixed:1", "MiB"), _col("Merged fp32", "fixed:2", "GiB"),
-                 _col("Merged bf16", "fixed:2", "GiB"), _col("NF4 base", "fixed:2", "GiB"),
-                 _col("Merged bf16 / adapter", "fixed:0")),
+        columns=(Column("Model"), Column("Adapter", "fixed:1", "MiB"), Column("Merged fp32", "fixed:2", "GiB"),
+                 Column("Merged bf16", "fixed:2", "GiB"), Column("NF4 base", "fixed:2", "GiB"),
+                 Column("Merged bf16 / adapter", "fixed:0")),
         rows=rows, source="calc.pages_data.merge_rows (calc.adapters.merged_model_bytes)")
 
 
@@ -289,8 +289,8 @@ def _validation_rot(table_id: str, own: bool, title: str, conditions: str) -> Ro
                  for r in pd.validation_rows(own=own))
     return RotTable(
         id=table_id, title=title, conditions=conditions,
-        columns=(_col("Point", "code"), _col("Model"), _col("Conditions"), _col("Metric"), _col("Published"),
-                 _col("Measured", "fixed:2", "GiB"), _col("Estimate", "fixed:2", "GiB"), _col("Error", "pct:2")),
+        columns=(Column("Point", "code"), Column("Model"), Column("Conditions"), Column("Metric"), Column("Published"),
+                 Column("Measured", "fixed:2", "GiB"), Column("Estimate", "fixed:2", "GiB"), Column("Error", "pct:2")),
         rows=rows, source="calc.pages_data.validation_rows (calc.validation.run_validation)")
 
 

@@ -100,10 +100,6 @@ def _legend_pick(name: str, field: str) -> alt.Parameter:
     return alt.selection_point(name=name, fields=[field], bind="legend")
 
 
-def _col(header: str, spec: str = "text", unit: str | None = None) -> Column:
-    return Column(header, spec, unit)
-
-
 # == NF4 page ======================================================================================================
 def nf4_level_table() -> str:
     """The 16 NF4 levels with the probability and quantile each comes from (:func:`calc.pages_data.nf4_levels`)."""
@@ -197,8 +193,8 @@ def _rot_bits() -> RotTable:
                     "plus one fp32 scale per 256 blocks (8/blocksize + 32/(256·blocksize) bits). int8 is LLM.int8 "
                     f"with one fp32 scale per output row, shown for rows of {pd.INT8_EXAMPLE_IN_FEATURES:,} inputs. "
                     "NF4 and FP4 store the same way. 'Scale bits' is what the scales add."),
-        columns=(_col("Storage"), _col("Blocksize", "int"), _col("Double quantization"), _col("Bits", "fixed:4"),
-                 _col("Scale bits", "fixed:4"), _col("Bytes", "fixed:4"), _col("vs bf16", "pct:1")),
+        columns=(Column("Storage"), Column("Blocksize", "int"), Column("Double quantization"), Column("Bits", "fixed:4"),
+                 Column("Scale bits", "fixed:4"), Column("Bytes", "fixed:4"), Column("vs bf16", "pct:1")),
         rows=rows, source="calc.pages_data.bits_rows (calc.quant.bits_per_parameter)")
 
 
@@ -214,8 +210,8 @@ def _rot_error() -> RotTable:
                     "in units of the weights' standard deviation (they scale with it); MSE = mean squared error, "
                     "RMSE its root, MAE = mean absolute error, max = largest absolute error. Measured when the site "
                     "is built."),
-        columns=(_col("Format"), _col("Double quantization"), _col("MSE", "fixed:6"), _col("RMSE", "fixed:4"),
-                 _col("MAE", "fixed:4"), _col("Max", "fixed:4"), _col("MSE vs NF4", "fixed:3")),
+        columns=(Column("Format"), Column("Double quantization"), Column("MSE", "fixed:6"), Column("RMSE", "fixed:4"),
+                 Column("MAE", "fixed:4"), Column("Max", "fixed:4"), Column("MSE vs NF4", "fixed:3")),
         rows=rows, source="calc.pages_data.quantization_errors (calc.quant.quantization_error)")
 
 
@@ -234,8 +230,8 @@ def _rot_qlora_storage() -> RotTable:
                     "weights inside the decoder become 4-bit; every bias and the listed kinds stay in bf16. Before "
                     "prepare_model_for_kbit_training, which upcasts what stays to fp32. GiB = 2^30 bytes; tied "
                     "embeddings counted once."),
-        columns=(_col("Model"), _col("Parameters", "int"), _col("Quantized", "pct:1"), _col("bf16", "fixed:2", "GiB"),
-                 _col("4-bit load", "fixed:2", "GiB"), _col("bf16 / 4-bit", "fixed:2"), _col("Stays in 16-bit")),
+        columns=(Column("Model"), Column("Parameters", "int"), Column("Quantized", "pct:1"), Column("bf16", "fixed:2", "GiB"),
+                 Column("4-bit load", "fixed:2", "GiB"), Column("bf16 / 4-bit", "fixed:2"), Column("Stays in 16-bit")),
         rows=tuple(rows), source="calc.pages_data.qlora_storage_row (calc.quant.model_weight_bytes)")
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from macros.render import md_table, text
+from macros.render import md_table, number, text
 
 EXPORT_DIR = "data"
 
@@ -77,12 +77,8 @@ def table_for(table_id: str) -> RotTable:
 def _cell(value: object, fmt: str) -> str:
     if value is None:
         return "—"
-    if fmt == "int":
-        return f"{int(value):,}"
-    if fmt.startswith("fixed:"):
-        return f"{float(value):,.{int(fmt[6:])}f}"
-    if fmt.startswith("pct:"):
-        return f"{float(value):.{int(fmt[4:])}f} %"
+    if fmt == "int" or fmt.startswith(("fixed:", "pct:")):
+        return number(value, fmt)
     if fmt == "code":
         return f"<code>{text(value)}</code>"
     if fmt == "raw":
