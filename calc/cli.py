@@ -17,6 +17,7 @@ from calc.architecture import Architecture
 from calc.commands import COMMAND_MODULES
 from calc.commands.options import add_config_argument, add_lora_options, as_flag_error, lora_spec_from_args
 from calc.errors import CalcError
+from calc.textfile import read_utf8
 from calc.lora import LoraSpec, count_lora
 
 EXIT_BAD_INPUT = 2
@@ -48,16 +49,9 @@ def load_config(ref: str) -> tuple[Architecture, str]:
 
 def read_config_json(path: Path) -> dict[str, Any]:
     """Parse a config.json (multimodal configs: their ``text_config``)."""
+    text = read_utf8(path, MAX_CONFIG_BYTES, "a config.json is far smaller")
     try:
-        raw = path.read_bytes()
-    except OSError as err:
-        raise CalcError(f"cannot read ({err.strerror})", source=str(path)) from None
-    if len(raw) > MAX_CONFIG_BYTES:
-        raise CalcError(f"is {len(raw)} bytes; a config.json is far smaller", source=str(path))
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as err:
-        raise CalcError(f"is not UTF-8 (byte {err.start})", source=str(path)) from None
+        data = json.loads(text)
     except json.JSONDecodeError as err:
         raise CalcError(f"invalid JSON at line {err.lineno} column {err.colno}: {err.msg}", source=str(path)) from None
     except RecursionError:

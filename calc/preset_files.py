@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from calc.errors import CalcError
+from calc.textfile import read_utf8
 
 PRESET_DIR = Path(__file__).parent / "presets"
 ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
@@ -68,16 +69,7 @@ class NoAliasLoader(yaml.SafeLoader):
 
 def read_yaml(path: Path, max_bytes: int = MAX_FILE_BYTES) -> Any:
     """Parse a small, alias-free, UTF-8 YAML file; :class:`CalcError` names the file on any failure."""
-    try:
-        raw = path.read_bytes()
-    except OSError as err:
-        raise CalcError(f"cannot read ({err.strerror})", source=str(path)) from None
-    if len(raw) > max_bytes:
-        raise CalcError(f"is {len(raw)} bytes; files like it are at most {max_bytes}", source=str(path))
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise CalcError(f"is not UTF-8 (byte {err.start})", source=str(path)) from None
+    text = read_utf8(path, max_bytes, f"files like it are at most {max_bytes}")
     loader = None
     try:
         loader = NoAliasLoader(text)  # the reader rejects control characters here already
