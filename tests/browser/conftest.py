@@ -24,7 +24,8 @@ import pytest
 import yaml
 from bs4 import BeautifulSoup
 
-CHROMIUM = Path("/usr/bin/chromium")
+from tests.environment import CHROMIUM, chromium_missing, chromium_missing_message
+
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
@@ -147,8 +148,8 @@ def site_server(built_site) -> Site:
 
 @pytest.fixture(scope="session")
 def browser():
-    if not CHROMIUM.is_file() or not os.access(CHROMIUM, os.X_OK):
-        message = f"{CHROMIUM} is missing: apt-get install -y chromium (never `playwright install`)"
+    if chromium_missing():
+        message = chromium_missing_message()
         if os.environ.get("CI"):
             pytest.fail(message, pytrace=False)
         pytest.skip(message)

@@ -16,7 +16,6 @@ import os
 from dataclasses import dataclass, field
 
 import pytest
-from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from calc.adapters import adapter_file_bytes
 from calc.architecture import Architecture
@@ -25,6 +24,9 @@ from calc.lora import LoraSpec, count_lora
 from calc.memory import TrainingSetup, estimate_memory
 from calc.presets import all_presets
 from tests.browser.conftest import new_page
+from tests.environment import require_module
+
+PlaywrightTimeout = require_module("playwright.sync_api", "pip install -e '.[dev]'").TimeoutError
 
 CALC_FILE = "calculator/index.html"
 TIMEOUT_MS = 30_000
