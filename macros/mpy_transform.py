@@ -57,7 +57,7 @@ BROWSER_MODULES: tuple[tuple[str, tuple[str, ...] | None], ...] = (
     ("calc.memory", None),
     ("calc.adapters", None),
     ("calc.gpus", ("GIB", "Gpu", "FitResult", "fit", "fit_all")),
-    ("calc.webapi", None),
+    ("calc.pages.calculator", None),
 )
 
 #: Builtins of MicroPython 1.27's WebAssembly build (``dir(builtins)``; checked by tests/test_mpy_transform.py).
@@ -625,9 +625,14 @@ def module_path(module: str) -> str:
 
 def build_bundle(root: Path = ROOT, modules: Sequence[tuple[str, tuple[str, ...] | None]] = BROWSER_MODULES
                  ) -> dict[str, str]:
-    """``{path in the bundle: source}`` for the shims, ``calc/__init__.py`` and every module in ``modules``."""
+    """``{path in the bundle: source}`` for the shims, ``calc/__init__.py`` (and the ``__init__`` of each
+    sub-package, e.g. ``calc/pages/__init__.py``, empty in the bundle) and every module in ``modules``."""
     names = [name for name, _ in modules]
     files = {f"{SHIMS_MODULE}.py": SHIMS_SOURCE, "calc/__init__.py": ""}
+    for name, _ in modules:  # every package on the way to a module, as an empty __init__
+        parts = name.split(".")[:-1]
+        for depth in range(2, len(parts) + 1):
+            files["/".join(parts[:depth]) + "/__init__.py"] = ""
     for name, keep in modules:
         source = (root / module_path(name)).read_text(encoding="utf-8")
         files[module_path(name)] = transform_source(source, name, keep=keep, bundle=names)

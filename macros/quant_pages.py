@@ -13,7 +13,7 @@ from typing import Any
 
 import altair as alt
 
-from calc import pages_data as pd
+from calc.pages import common as pc, memory as pm, quant as pq
 from calc.versions import label as release, version
 from macros.charts import figure
 from macros.render import code, md_table, number, text
@@ -44,7 +44,7 @@ VALUE_FUNCTIONS = (
     "fit_columns", "sharding_rows", "adapter_size_rows", "adapter_layout", "merge_rows", "serving_rows",
     "adapter_memory_mib", "validation_summary", "validation_rows", "unmodelled_rows", "measurement_files",
     "reserved_ratios",
-    "method_memory", "model_name",
+    "method_memory_view", "model_name",
 )
 #: Constants of :mod:`calc.pages_data` :func:`pd_value` may print (the conditions of the build-time examples).
 VALUE_CONSTANTS = ("EXAMPLE_SEED", "EXAMPLE_BLOCKSIZE", "EXAMPLE_SHOWN", "ERROR_SEED", "ERROR_SAMPLES",
@@ -67,12 +67,23 @@ def _step(obj: Any, part: str) -> Any:
     return getattr(obj, part)
 
 
+def _owner(name: str):
+    """The :mod:`calc.pages` module that defines ``name`` (the page group's own, or the shared one)."""
+    for module in (pq, pm, pc):
+        if hasattr(module, name) and getattr(getattr(module, name), "__module__", module.__name__) == module.__name__:
+            return module
+    for module in (pq, pm, pc):  # constants carry no __module__: the first module that has them
+        if hasattr(module, name):
+            return module
+    raise KeyError(name)
+
+
 def lookup(function: str, path: str = "", *args: Any, **kwargs: Any) -> Any:
     """The raw value :func:`pd_value` prints: ``function(*args, **kwargs)`` then the ``/``-separated ``path``."""
     if function in VALUE_CONSTANTS:
-        obj = getattr(pd, function)
+        obj = getattr(_owner(function), function)
     elif function in VALUE_FUNCTIONS:
-        obj = getattr(pd, function)(*args, **kwargs)
+        obj = getattr(_owner(function), function)(*args, **kwargs)
     else:
         raise KeyError(f"pd_value cannot call {function!r}; allowed: {', '.join(VALUE_FUNCTIONS + VALUE_CONSTANTS)}")
     for part in (p for p in path.split("/") if p):
@@ -102,9 +113,9 @@ def _legend_pick(name: str, field: str) -> alt.Parameter:
 
 # == NF4 page ======================================================================================================
 def nf4_level_table() -> str:
-    """The 16 NF4 levels with the probability and quantile each comes from (:func:`calc.pages_data.nf4_levels`)."""
+    """The 16 NF4 levels with the probability and quantile each comes from (:func:`calc.pages.quant.nf4_levels`)."""
     rows = []
-    for lv in pd.nf4_levels():
+    for lv in pq.nf4_levels():
         rows.append((show(lv.code), code(lv.bits), text(lv.side), show(lv.probability, "fixed:7"),
                      show(lv.quantile, "fixed:4"), show(lv.value, "fixed:7")))
     return md_table(("Code", "Bits", "Side", "Probability p", "Quantile Φ⁻¹(p) (σ)", "NF4 level"), rows,
@@ -112,17 +123,17 @@ def nf4_level_table() -> str:
 
 
 def code_book_table() -> str:
-    """What each 4-bit code book spends its codes on (:func:`calc.pages_data.code_books`)."""
+    """What each 4-bit code book spends its codes on (:func:`calc.pages.quant.code_books`)."""
     rows = [(text(c.label), show(c.distinct_count), show(c.zero_codes), show(c.inner_levels), show(c.min_gap, "fixed:4"),
-             show(c.max_gap, "fixed:4")) for c in pd.code_books()]
+             show(c.max_gap, "fixed:4")) for c in pq.code_books()]
     return md_table(("Code book", "Distinct levels", "Codes meaning zero", "Levels in [−0.5, 0.5]",
                      "Smallest gap", "Largest gap"), rows)
 
 
 def block_example_table() -> str:
-    """The worked blockwise example (:func:`calc.pages_data.blockwise_example`): the first values of the block and
+    """The worked blockwise example (:func:`calc.pages.quant.blockwise_example`): the first values of the block and
     the one that sets its absmax."""
-    ex = pd.blockwise_example()
+    ex = pq.blockwise_example()
     rows = []
     for v in ex.shown:
         mark = " (absmax)" if v.index == ex.absmax_index else ""
@@ -134,12 +145,12 @@ def block_example_table() -> str:
 
 def weight_storage_tabs(out_features: int = 4096, in_features: int = 4096) -> str:
     """Material tabs, one per storage, each itemising the tensors of one ``out × in`` weight
-    (:func:`calc.pages_data.weight_breakdown`). Call at the top level of a page."""
+    (:func:`calc.pages.quant.weight_breakdown`). Call at the top level of a page."""
     variants = (("NF4 + double quantization", "nf4", True), ("NF4 without double quantization", "nf4", False),
                 ("bf16", "bf16", False))
     blocks = []
     for title, precision, dq in variants:
-        w = pd.weight_breakdown(out_features, in_features, precision, dq)
+        w = pq.weight_breakdown(out_features, in_features, precision, dq)
         rows = [(code(t.name), code(t.dtype), show(t.numel), show(t.nbytes)) for t in w.tensors]
         rows.append(("**Total**", "", "", f"**{show(w.total_bytes)}**"))
         rows.append(("Allocated by the CUDA caching allocator (512-byte blocks)", "", "", show(w.allocated_bytes)))
@@ -152,8 +163,8 @@ def weight_storage_tabs(out_features: int = 4096, in_features: int = 4096) -> st
 
 
 def chart_nf4_levels() -> str:
-    """The 16 levels of NF4, FP4 and int4 on one axis (:func:`calc.pages_data.code_books`)."""
-    books = pd.code_books()
+    """The 16 levels of NF4, FP4 and int4 on one axis (:func:`calc.pages.quant.code_books`)."""
+    books = pq.code_books()
     order = [b.label for b in books]
     values, rows = [], []
     for b in books:
@@ -184,43 +195,43 @@ def chart_nf4_levels() -> str:
 @rule_of_thumb("rot-bits-per-parameter")
 def _rot_bits() -> RotTable:
     rows = tuple((r.storage, r.blocksize, None if r.double_quant is None else ("yes" if r.double_quant else "no"),
-                  r.bits, r.scale_bits, r.bytes_per_param, r.percent_of_bf16) for r in pd.bits_rows())
+                  r.bits, r.scale_bits, r.bytes_per_param, r.percent_of_bf16) for r in pq.bits_rows())
     return RotTable(
         id="rot-bits-per-parameter", title="Storage bits per weight, with and without double quantization",
         conditions=(f"{release('bitsandbytes')} storage per weight element, asymptotically (the small code tables every "
                     "quantized weight carries are left out). 4-bit: 4 bits per weight plus one "
                     "fp32 absmax per block (32/blocksize bits) or, with double quantization, one 8-bit absmax per block "
                     "plus one fp32 scale per 256 blocks (8/blocksize + 32/(256·blocksize) bits). int8 is LLM.int8 "
-                    f"with one fp32 scale per output row, shown for rows of {pd.INT8_EXAMPLE_IN_FEATURES:,} inputs. "
+                    f"with one fp32 scale per output row, shown for rows of {pq.INT8_EXAMPLE_IN_FEATURES:,} inputs. "
                     "NF4 and FP4 store the same way. 'Scale bits' is what the scales add."),
         columns=(Column("Storage"), Column("Blocksize", "int"), Column("Double quantization"), Column("Bits", "fixed:4"),
                  Column("Scale bits", "fixed:4"), Column("Bytes", "fixed:4"), Column("vs bf16", "pct:1")),
-        rows=rows, source="calc.pages_data.bits_rows (calc.quant.bits_per_parameter)")
+        rows=rows, source="calc.pages.quant.bits_rows (calc.quant.bits_per_parameter)")
 
 
 @rule_of_thumb("rot-4bit-quantization-error")
 def _rot_error() -> RotTable:
     rows = tuple((r.label, "yes" if r.double_quant else "no", r.mse, r.rmse, r.mae, r.max_abs, r.mse_vs_nf4)
-                 for r in pd.quantization_errors())
+                 for r in pq.quantization_errors())
     return RotTable(
         id="rot-4bit-quantization-error", title="Round-trip error of NF4, FP4 and int4 on Gaussian weights",
-        conditions=(f"{pd.ERROR_SAMPLES:,} float32 samples of N(0, 1) from numpy.random.default_rng({pd.ERROR_SEED}), "
-                    f"quantized in blocks of {pd.ERROR_BLOCKSIZE} with one absmax per block and dequantized again, "
+        conditions=(f"{pq.ERROR_SAMPLES:,} float32 samples of N(0, 1) from numpy.random.default_rng({pq.ERROR_SEED}), "
+                    f"quantized in blocks of {pq.ERROR_BLOCKSIZE} with one absmax per block and dequantized again, "
                     f"bit for bit as {release('bitsandbytes')} does on CPU (nearest level, ties to the lower one). Errors are "
                     "in units of the weights' standard deviation (they scale with it); MSE = mean squared error, "
                     "RMSE its root, MAE = mean absolute error, max = largest absolute error. Measured when the site "
                     "is built."),
         columns=(Column("Format"), Column("Double quantization"), Column("MSE", "fixed:6"), Column("RMSE", "fixed:4"),
                  Column("MAE", "fixed:4"), Column("Max", "fixed:4"), Column("MSE vs NF4", "fixed:3")),
-        rows=rows, source="calc.pages_data.quantization_errors (calc.quant.quantization_error)")
+        rows=rows, source="calc.pages.quant.quantization_errors (calc.quant.quantization_error)")
 
 
 # == QLoRA page ====================================================================================================
 @rule_of_thumb("rot-qlora-weight-storage")
 def _rot_qlora_storage() -> RotTable:
     rows = []
-    for pid in pd.QLORA_STORAGE_PRESETS:
-        r = pd.qlora_storage_row(pid)
+    for pid in pq.QLORA_STORAGE_PRESETS:
+        r = pq.qlora_storage_row(pid)
         rows.append((r.name, r.total_params, r.quantized_percent, r.bf16_gib, r.nf4_gib, r.ratio, r.kept_16bit))
     return RotTable(
         id="rot-qlora-weight-storage", title="What a 4-bit load actually quantizes",
@@ -232,7 +243,7 @@ def _rot_qlora_storage() -> RotTable:
                     "embeddings counted once."),
         columns=(Column("Model"), Column("Parameters", "int"), Column("Quantized", "pct:1"), Column("bf16", "fixed:2", "GiB"),
                  Column("4-bit load", "fixed:2", "GiB"), Column("bf16 / 4-bit", "fixed:2"), Column("Stays in 16-bit")),
-        rows=tuple(rows), source="calc.pages_data.qlora_storage_row (calc.quant.model_weight_bytes)")
+        rows=tuple(rows), source="calc.pages.quant.qlora_storage_row (calc.quant.model_weight_bytes)")
 
 
 def indent(block: str, spaces: int) -> str:
@@ -240,44 +251,44 @@ def indent(block: str, spaces: int) -> str:
     return "\n".join(" " * spaces + line if line else "" for line in block.splitlines())
 
 
-def qlora_module_table(preset_id: str = pd.EXAMPLE_PRESET, spaces: int = 0) -> str:
-    """Each weight kind of one model after a 4-bit load (:func:`calc.pages_data.module_storage_rows`);
+def qlora_module_table(preset_id: str = pc.EXAMPLE_PRESET, spaces: int = 0) -> str:
+    """Each weight kind of one model after a 4-bit load (:func:`calc.pages.quant.module_storage_rows`);
     ``spaces`` indents it for an admonition."""
     rows = [(code(m.name), text(m.kind), show(m.count), show(m.params), text(m.storage), show(m.mib, "fixed:1"))
-            for m in pd.module_storage_rows(preset_id)]
+            for m in pq.module_storage_rows(preset_id)]
     return indent(md_table(("Weight", "Kind", "Instances", "Parameters", "Stored as", "MiB (all instances)"), rows,
                            align="llrrlr"), spaces)
 
 
-def kbit_prepare_table(preset_id: str = pd.EXAMPLE_PRESET) -> str:
-    """QLoRA without and with ``prepare_model_for_kbit_training`` (:func:`calc.pages_data.kbit_prepare`)."""
-    k = pd.kbit_prepare(preset_id)
+def kbit_prepare_table(preset_id: str = pc.EXAMPLE_PRESET) -> str:
+    """QLoRA without and with ``prepare_model_for_kbit_training`` (:func:`calc.pages.quant.kbit_prepare`)."""
+    k = pq.kbit_prepare(preset_id)
     rows = [
         ("Base weights (GiB)", show(k.weights_bf16_gib), show(k.weights_fp32_gib), show(k.weights_extra_gib, "sign:2")),
         ("Checkpoint kept per token and layer (bytes)", show(k.checkpoint_bf16), show(k.checkpoint_fp32), ""),
         ("Modelled peak allocated (GiB)", show(k.peak_bf16_gib), show(k.peak_fp32_gib), show(k.peak_extra_gib, "sign:2")),
-        ("Peak reached at", text(pd.PHASE_LABELS[k.phase_bf16]), text(pd.PHASE_LABELS[k.phase_fp32]), ""),
+        ("Peak reached at", text(pm.PHASE_LABELS[k.phase_bf16]), text(pm.PHASE_LABELS[k.phase_fp32]), ""),
     ]
     return md_table(("", "Left in bf16", "Upcast to fp32 (prepare_model_for_kbit_training)", "Difference"), rows,
                     align="lrrr")
 
 
-def optimizer_table(preset_id: str = pd.EXAMPLE_PRESET, method: str = "qlora") -> str:
-    """The same QLoRA run with four optimizers (:func:`calc.pages_data.optimizer_rows`)."""
+def optimizer_table(preset_id: str = pc.EXAMPLE_PRESET, method: str = "qlora") -> str:
+    """The same QLoRA run with four optimizers (:func:`calc.pages.quant.optimizer_rows`)."""
     rows = [(code(o.optimizer), text(o.label), show(o.states_mib, "fixed:1"), show(o.paged_mib, "fixed:1"),
-             show(o.peak_gib), show(o.required_gib)) for o in pd.optimizer_rows(preset_id, method)]
+             show(o.peak_gib), show(o.required_gib)) for o in pq.optimizer_rows(preset_id, method)]
     return md_table(("optim", "Optimizer", "State seen by max_memory_allocated (MiB)",
                      "State paged to unified memory (MiB)", "Peak allocated (GiB)", "Required with context (GiB)"),
                     rows, align="llrrrr")
 
 
 def chart_qlora_methods() -> str:
-    """Required memory of full, LoRA and QLoRA per model (:func:`calc.pages_data.method_points`)."""
-    pts = pd.method_points()
+    """Required memory of full, LoRA and QLoRA per model (:func:`calc.pages.quant.method_points`)."""
+    pts = pq.method_points()
     order = list(dict.fromkeys(p.name for p in pts))
-    methods = [pd.METHOD_LABELS[m] for m in ("full", "lora", "qlora")]
+    methods = [pq.METHOD_LABELS[m] for m in ("full", "lora", "qlora")]
     values = [{"model": p.name, "method": p.label, "required": p.required_gib, "peak": p.peak_gib,
-               "phase": pd.PHASE_LABELS[p.phase]} for p in pts]
+               "phase": pm.PHASE_LABELS[p.phase]} for p in pts]
     pick = _legend_pick("pick_method", "method")
     chart = alt.Chart(alt.Data(values=values)).mark_bar().encode(
         x=alt.X("model:N", sort=order, title=None, axis=alt.Axis(labelAngle=0)),
@@ -295,10 +306,10 @@ def chart_qlora_methods() -> str:
             "QLoRA's advantage over LoRA grows with model size, because the 4-bit base saves more the larger it is, "
             "while the adapter, activations and loss buffers are similar for both.")
     rows = [(text(p.name), text(p.label), show(p.peak_gib), show(p.context_gib), show(p.required_gib),
-             text(pd.PHASE_LABELS[p.phase])) for p in pts]
+             text(pm.PHASE_LABELS[p.phase])) for p in pts]
     return figure(_spec(chart, desc), chart_id="chart-qlora-memory-by-method",
                   caption="Full fine-tuning vs LoRA vs QLoRA: modelled peak allocated memory plus the CUDA context, "
-                          "per model, at the conditions stated above. Values from calc.pages_data.method_points "
+                          "per model, at the conditions stated above. Values from calc.pages.quant.method_points "
                           "(calc.memory.estimate_memory).",
                   description=desc,
                   headers=("Model", "Method", "Peak allocated (GiB)", "CUDA context (GiB)", "Required (GiB)",

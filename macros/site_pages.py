@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from calc import headline
+from calc.pages import common as pc, site as ps
 from calc.gpus import get_gpu
 from calc.lora import ALL_LINEAR
 from calc.presets import get_preset
@@ -48,7 +48,7 @@ def _gib(value: float) -> str:
 
 
 def _spec(r: int, lora_alpha: float | None, targets: str):
-    return headline.lora_spec(r, lora_alpha, targets)
+    return pc.lora_spec(r, lora_alpha, targets)
 
 
 def _num(value: float) -> str:
@@ -63,13 +63,13 @@ def preset_name(preset_id: str) -> str:
 
 
 def preset_count() -> str:
-    """How many presets the catalogue holds (:func:`calc.headline.catalogue`)."""
-    return f"{len(headline.catalogue()):,}"
+    """How many presets the catalogue holds (:func:`calc.pages.site.catalogue`)."""
+    return f"{len(ps.catalogue()):,}"
 
 
 def family_count() -> str:
-    """How many distinct ``model_type`` values the presets cover (:func:`calc.headline.catalogue`)."""
-    return f"{len({f.model_type for f in headline.catalogue()}):,}"
+    """How many distinct ``model_type`` values the presets cover (:func:`calc.pages.site.catalogue`)."""
+    return f"{len({f.model_type for f in ps.catalogue()}):,}"
 
 
 def total_params(preset_id: str) -> str:
@@ -78,38 +78,38 @@ def total_params(preset_id: str) -> str:
 
 
 def trainable_params(preset_id: str, r: int = 16, targets: str = ALL_LINEAR, lora_alpha: float | None = None) -> str:
-    """PEFT's trainable count (:func:`calc.headline.lora_count`), exact."""
-    return f"{headline.lora_count(preset_id, _spec(r, lora_alpha, targets)).trainable_params:,}"
+    """PEFT's trainable count (:func:`calc.pages.common.lora_count`), exact."""
+    return f"{pc.lora_count(preset_id, _spec(r, lora_alpha, targets)).trainable_params:,}"
 
 
 def trainable_share(preset_id: str, r: int = 16, targets: str = ALL_LINEAR, lora_alpha: float | None = None) -> str:
     """The share ``print_trainable_parameters()`` prints (:attr:`calc.lora.LoraCount.trainable_percent`)."""
-    return f"{headline.lora_count(preset_id, _spec(r, lora_alpha, targets)).trainable_percent:.2f} %"
+    return f"{pc.lora_count(preset_id, _spec(r, lora_alpha, targets)).trainable_percent:.2f} %"
 
 
 def lora_scaling(r: int, lora_alpha: float | None = None, rslora: bool = False) -> str:
-    """The factor on ``B·A``: ``α/r`` or, with rsLoRA, ``α/√r`` (:func:`calc.headline.scaling_choices`);
-    ``lora_alpha`` defaults to the handbook's 2r (:func:`calc.headline.lora_spec`)."""
-    row = headline.scaling_choices([(r, headline.lora_spec(r, lora_alpha).lora_alpha)])[0]
+    """The factor on ``B·A``: ``α/r`` or, with rsLoRA, ``α/√r`` (:func:`calc.pages.site.scaling_choices`);
+    ``lora_alpha`` defaults to the handbook's 2r (:func:`calc.pages.common.lora_spec`)."""
+    row = ps.scaling_choices([(r, pc.lora_spec(r, lora_alpha).lora_alpha)])[0]
     return _num(row.rslora_scaling if rslora else row.lora_scaling)
 
 
 def nf4_bits(preset_id: str, double_quant: bool = True) -> str:
-    """Storage bits per NF4 weight at bitsandbytes' default block size (:func:`calc.headline.weight_storage`)."""
-    ws = headline.weight_storage(preset_id)
+    """Storage bits per NF4 weight at bitsandbytes' default block size (:func:`calc.pages.site.weight_storage`)."""
+    ws = ps.weight_storage(preset_id)
     return f"{ws.nf4_bits if double_quant else ws.nf4_single_bits:.3f}"
 
 
 def nf4_blocksize(preset_id: str, level: int = 1) -> str:
     """Weights per absmax scale (level 1) or scales per second-level scale (level 2)
-    (:func:`calc.headline.weight_storage`)."""
-    ws = headline.weight_storage(preset_id)
+    (:func:`calc.pages.site.weight_storage`)."""
+    ws = ps.weight_storage(preset_id)
     return f"{ws.blocksize if level == 1 else ws.dq_blocksize}"
 
 
 def quantized_share(preset_id: str) -> str:
-    """Share of the parameters bitsandbytes quantizes (:func:`calc.headline.weight_storage`)."""
-    return f"{headline.weight_storage(preset_id).quantized_share:.1%}".replace("%", " %")
+    """Share of the parameters bitsandbytes quantizes (:func:`calc.pages.site.weight_storage`)."""
+    return f"{ps.weight_storage(preset_id).quantized_share:.1%}".replace("%", " %")
 
 
 def checked_release(name: str) -> str:
@@ -119,8 +119,8 @@ def checked_release(name: str) -> str:
 
 
 def default_alpha(r: int) -> str:
-    """The handbook's ``lora_alpha`` for rank ``r`` when a page does not give one (:func:`calc.headline.lora_spec`)."""
-    return _num(headline.lora_spec(r).lora_alpha)
+    """The handbook's ``lora_alpha`` for rank ``r`` when a page does not give one (:func:`calc.pages.common.lora_spec`)."""
+    return _num(pc.lora_spec(r).lora_alpha)
 
 
 def lora_default(field: str) -> str:
@@ -137,51 +137,51 @@ def lora_default(field: str) -> str:
 
 
 def nf4_level_count() -> str:
-    """Number of NF4 code values (:func:`calc.headline.nf4_levels`)."""
-    return f"{len(headline.nf4_levels())}"
+    """Number of NF4 code values (:func:`calc.pages.site.nf4_level_values`)."""
+    return f"{len(ps.nf4_level_values())}"
 
 
 def weights_size(preset_id: str, precision: str = "bf16") -> str:
     """The model's weights in ``bf16``, ``nf4`` or ``nf4-single`` (no double quantization), in GiB
-    (:func:`calc.headline.weight_storage`)."""
-    ws = headline.weight_storage(preset_id)
+    (:func:`calc.pages.site.weight_storage`)."""
+    ws = ps.weight_storage(preset_id)
     value = {"bf16": ws.bf16_gib, "nf4": ws.nf4_gib, "nf4-single": ws.nf4_single_gib}[precision]
     return _gib(value)
 
 
 def adapter_size(preset_id: str, r: int = 16, targets: str = ALL_LINEAR) -> str:
-    """``adapter_model.safetensors`` as PEFT saves it (fp32), in MiB (:func:`calc.headline.merge_sizes`)."""
-    return f"{headline.merge_sizes(preset_id, _spec(r, None, targets)).adapter_mib:,.1f} MiB"
+    """``adapter_model.safetensors`` as PEFT saves it (fp32), in MiB (:func:`calc.pages.site.merge_sizes`)."""
+    return f"{ps.merge_sizes(preset_id, _spec(r, None, targets)).adapter_mib:,.1f} MiB"
 
 
 def merged_size(preset_id: str, precision: str = "bf16") -> str:
-    """The merged model's weights in bf16 or fp32, in GiB (:func:`calc.headline.merge_sizes`)."""
-    ms = headline.merge_sizes(preset_id, _spec(16, None, ALL_LINEAR))
+    """The merged model's weights in bf16 or fp32, in GiB (:func:`calc.pages.site.merge_sizes`)."""
+    ms = ps.merge_sizes(preset_id, _spec(16, None, ALL_LINEAR))
     return _gib(ms.merged_gib if precision == "bf16" else ms.merged_fp32_gib)
 
 
 def _memory(preset_id: str, method: str, r: int, targets: str, gradient_checkpointing: bool):
-    return headline.compare_methods(preset_id, _spec(r, None, targets), (method,),
+    return pc.compare_methods(preset_id, _spec(r, None, targets), (method,),
                                     gradient_checkpointing=gradient_checkpointing)[0]
 
 
 def memory_required(preset_id: str, method: str, r: int = 16, targets: str = ALL_LINEAR,
                     gradient_checkpointing: bool = True) -> str:
-    """Modelled peak plus CUDA context in GiB (:func:`calc.headline.compare_methods`)."""
+    """Modelled peak plus CUDA context in GiB (:func:`calc.pages.common.compare_methods`)."""
     return _gib(_memory(preset_id, method, r, targets, gradient_checkpointing).required_gib)
 
 
 def memory_ratio(preset_id: str, larger: str = "full", smaller: str = "qlora", r: int = 16) -> str:
-    """How many times one method's required memory is another's (:func:`calc.headline.memory_ratio`)."""
+    """How many times one method's required memory is another's (:func:`calc.pages.common.memory_ratio`)."""
     big = _memory(preset_id, larger, r, ALL_LINEAR, True)
     small = _memory(preset_id, smaller, r, ALL_LINEAR, True)
-    return f"{headline.memory_ratio(big, small):.1f}"
+    return f"{pc.memory_ratio(big, small):.1f}"
 
 
 def memory_conditions(r: int = 16, targets: str = ALL_LINEAR, gradient_checkpointing: bool = True) -> str:
     """The conditions of the memory figures, read back from the setups calc builds
-    (:func:`calc.headline.method_setup`)."""
-    q = headline.method_setup("qlora", _spec(r, None, targets), gradient_checkpointing=gradient_checkpointing)
+    (:func:`calc.pages.common.method_setup`)."""
+    q = pc.method_setup("qlora", _spec(r, None, targets), gradient_checkpointing=gradient_checkpointing)
     spec = q.lora
     opt = {"adamw": "torch AdamW", "adamw_fused": "torch AdamW (fused)"}.get(q.optimizer, q.optimizer)
     return (
@@ -190,7 +190,7 @@ def memory_conditions(r: int = 16, targets: str = ALL_LINEAR, gradient_checkpoin
         f"{q.mixed_precision.removeprefix('amp_')} autocast; LoRA and QLoRA at <code>r = {spec.r}</code>, "
         f"<code>lora_alpha = {_num(spec.lora_alpha)}</code> on <code>{text(targets)}</code> with "
         f"{q.adapter_dtype} adapter weights (PEFT's default); full fine-tuning and LoRA keep the base in "
-        f"{headline.method_setup('lora').base_precision}; QLoRA stores it in {q.base_precision.upper()} with "
+        f"{pc.method_setup('lora').base_precision}; QLoRA stores it in {q.base_precision.upper()} with "
         f"double quantization {'on' if q.bnb_4bit_use_double_quant else 'off'} and "
         f"{q.bnb_4bit_compute_dtype} compute. Required memory is the modelled peak that "
         f"<code>torch.cuda.max_memory_allocated()</code> reports plus the CUDA context of one process"
@@ -199,9 +199,9 @@ def memory_conditions(r: int = 16, targets: str = ALL_LINEAR, gradient_checkpoin
 
 def method_memory_table(preset_id: str, r: int = 16, targets: str = ALL_LINEAR,
                         gradient_checkpointing: bool = True) -> str:
-    """Full vs LoRA vs QLoRA for one preset (:func:`calc.headline.compare_methods`)."""
+    """Full vs LoRA vs QLoRA for one preset (:func:`calc.pages.common.compare_methods`)."""
     rows = []
-    for m in headline.compare_methods(preset_id, _spec(r, None, targets),
+    for m in pc.compare_methods(preset_id, _spec(r, None, targets),
                                       gradient_checkpointing=gradient_checkpointing):
         rows.append((METHOD_LABELS[m.method], METHOD_STORAGE[m.method], f"{m.weights_gib:,.1f}",
                      f"{m.peak_gib:,.1f}", f"{m.required_gib:,.1f}", PHASES.get(m.estimate.phase, m.estimate.phase)))
@@ -211,7 +211,7 @@ def method_memory_table(preset_id: str, r: int = 16, targets: str = ALL_LINEAR,
 
 
 # -- the catalogue --------------------------------------------------------------------------------------------
-def _stated(f: headline.PresetFacts) -> str:
+def _stated(f: ps.PresetFacts) -> str:
     from calc.fmt import human_count
 
     label = human_count(int(f.stated_params))
@@ -219,9 +219,9 @@ def _stated(f: headline.PresetFacts) -> str:
 
 
 def preset_catalogue() -> str:
-    """Every preset with its resolved config values and sizes (:func:`calc.headline.catalogue`)."""
+    """Every preset with its resolved config values and sizes (:func:`calc.pages.site.catalogue`)."""
     rows = []
-    for f in headline.catalogue():
+    for f in ps.catalogue():
         p = f.preset
         note = f" ({text(p.stated_params_note)})" if p.stated_params_note else ""
         rows.append((
@@ -238,22 +238,22 @@ def preset_catalogue() -> str:
     return md_table(headers, rows, align="llllrrrrrrrlrlr")
 
 
-def _deviation(f: headline.PresetFacts) -> str:
+def _deviation(f: ps.PresetFacts) -> str:
     shown = f"{f.stated_deviation:+.1%}"
     return ("0.0%" if shown in ("+0.0%", "-0.0%") else shown).replace("%", " %")
 
 
 def largest_deviation() -> str:
-    """The preset furthest from its stated size and by how much (:func:`calc.headline.largest_stated_deviation`)."""
-    f = headline.largest_stated_deviation()
+    """The preset furthest from its stated size and by how much (:func:`calc.pages.site.largest_stated_deviation`)."""
+    f = ps.largest_stated_deviation()
     return f"{text(f.preset.name)} ({_deviation(f)})"
 
 
 # -- FAQ tables -----------------------------------------------------------------------------------------------
 def target_choice_table(preset_id: str, r: int = 16) -> str:
-    """Trainable parameters per ``target_modules`` choice (:func:`calc.headline.target_choices`)."""
+    """Trainable parameters per ``target_modules`` choice (:func:`calc.pages.site.target_choices`)."""
     rows = []
-    for t in headline.target_choices(preset_id, r):
+    for t in ps.target_choices(preset_id, r):
         names = t.peft_target_modules
         sent = code(names) if isinstance(names, str) else ", ".join(code(n) for n in names)
         rows.append((TARGET_LABELS.get(t.target_modules, text(t.target_modules)), code(t.target_modules), sent,
@@ -263,17 +263,17 @@ def target_choice_table(preset_id: str, r: int = 16) -> str:
 
 
 def rank_choice_table(preset_id: str, ranks: Sequence[int] = (8, 16, 32, 64), targets: str = ALL_LINEAR) -> str:
-    """Trainable parameters and adapter file size per rank (:func:`calc.headline.rank_choices`)."""
+    """Trainable parameters and adapter file size per rank (:func:`calc.pages.site.rank_choices`)."""
     rows = [(f"{c.r}", _num(c.lora_alpha), f"{c.trainable_params:,}", f"{c.trainable_percent:.3f} %",
-             f"{c.adapter_mib:,.1f}") for c in headline.rank_choices(preset_id, ranks, targets)]
+             f"{c.adapter_mib:,.1f}") for c in ps.rank_choices(preset_id, ranks, targets)]
     headers = ("r", "lora_alpha", "Trainable parameters", "Trainable share", "adapter_model.safetensors (MiB)")
     return md_table(headers, rows)
 
 
 def scaling_table(pairs: Sequence[Sequence[float]]) -> str:
-    """``α/r`` and ``α/√r`` for each ``[r, α]`` (:func:`calc.headline.scaling_choices`)."""
+    """``α/r`` and ``α/√r`` for each ``[r, α]`` (:func:`calc.pages.site.scaling_choices`)."""
     rows = [(f"{s.r}", _num(s.lora_alpha), _num(s.lora_scaling), _num(s.rslora_scaling))
-            for s in headline.scaling_choices([(int(r), a) for r, a in pairs])]
+            for s in ps.scaling_choices([(int(r), a) for r, a in pairs])]
     return md_table(("r", "lora_alpha", "LoRA scale α/r", "rsLoRA scale α/√r"), rows)
 
 
@@ -291,10 +291,10 @@ def fit_question(preset_id: str, method: str, r: int, gpu_id: str) -> str:
 
 def fit_table(preset_id: str, method: str, r: int, gpu_id: str, targets: str = ALL_LINEAR) -> str:
     """Headroom on every GPU sold with ``gpu_id``'s memory, with and without gradient checkpointing
-    (:func:`calc.headline.fit_gpus`, :func:`calc.headline.gpus_like`)."""
-    gpus = headline.gpus_like(gpu_id)
-    on = headline.fit_gpus(_memory(preset_id, method, r, targets, True), gpus)
-    off = headline.fit_gpus(_memory(preset_id, method, r, targets, False), gpus)
+    (:func:`calc.pages.common.fit_gpus`, :func:`calc.pages.common.gpus_like`)."""
+    gpus = pc.gpus_like(gpu_id)
+    on = pc.fit_gpus(_memory(preset_id, method, r, targets, True), gpus)
+    off = pc.fit_gpus(_memory(preset_id, method, r, targets, False), gpus)
     rows = []
     for a, b in zip(on, off):
         rows.append((text(a.gpu.name), f"{a.usable_gib:,.2f}",
@@ -307,9 +307,9 @@ def fit_table(preset_id: str, method: str, r: int, gpu_id: str, targets: str = A
 
 def fit_summary(preset_id: str, method: str, r: int, gpu_id: str, gradient_checkpointing: bool = True,
                 targets: str = ALL_LINEAR) -> str:
-    """"yes"/"no" and the required memory for the question (:func:`calc.headline.fit_gpus`)."""
+    """"yes"/"no" and the required memory for the question (:func:`calc.pages.common.fit_gpus`)."""
     mem = _memory(preset_id, method, r, targets, gradient_checkpointing)
-    fits = headline.fit_gpus(mem, headline.gpus_like(gpu_id))
+    fits = pc.fit_gpus(mem, pc.gpus_like(gpu_id))
     verdict = "yes, on every one of them" if all(f.fits for f in fits) else (
         "on some of them" if any(f.fits for f in fits) else "no")
     return f"{verdict}: it needs {_gib(mem.required_gib)}"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from calc.catalogue import preset_summaries
+from calc.pages.site import preset_summaries
 from calc.fmt import human_count
 from macros.render import code, link, md_table, text
 
@@ -10,7 +10,7 @@ MACROS = ("preset_table",)
 
 
 def preset_table(r: int = 16, targets: str = "all-linear") -> str:
-    """Every preset's size and LoRA share — numbers from :func:`calc.catalogue.preset_summaries`."""
+    """Every preset's size and LoRA share — numbers from :func:`calc.pages.site.preset_summaries`."""
     rows = [
         (
             link(s.preset.name, s.preset.source_url),

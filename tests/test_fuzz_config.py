@@ -23,7 +23,7 @@ from calc.cli import main
 from calc.errors import CalcError
 from calc.families import FAMILIES, family_keys
 from calc.lora import LoraSpec, count_lora
-from calc.preset_tools import preview
+from calc.cli.preset_tools import preview
 from calc.presets import all_presets
 
 FUZZ = settings(derandomize=True, database=None, deadline=None, print_blob=True,

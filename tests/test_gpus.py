@@ -155,7 +155,7 @@ def test_cli_fit_bad_input_is_one_line(argv, needle):
 
 
 def test_cli_vocabulary_matches_the_memory_model():
-    import calc.commands.options as fit_cmd
+    import calc.cli.options as fit_cmd
     import calc.memory as memory
 
     assert fit_cmd.METHODS == memory.METHODS
@@ -166,7 +166,7 @@ def test_cli_vocabulary_matches_the_memory_model():
 
 
 def test_registering_fit_does_not_import_the_memory_model():
-    code = ("import argparse, sys; import calc.commands.fit as f; f.register(argparse.ArgumentParser().add_subparsers());"
+    code = ("import argparse, sys; import calc.cli.fit as f; f.register(argparse.ArgumentParser().add_subparsers());"
             " print('calc.memory' in sys.modules)")
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert proc.stdout.strip() == "False", proc.stderr

@@ -1,6 +1,6 @@
-"""The LoRA pages (lora.md, rank.md, alpha.md, target-modules.md): calc.guidance and the page macros.
+"""The LoRA pages (lora.md, rank.md, alpha.md, target-modules.md): calc.pages.lora and the page macros.
 
-calc.guidance is checked against independent expectations: hand derivations written out from each model's
+calc.pages.lora is checked against independent expectations: hand derivations written out from each model's
 config.json, and the counts PEFT publishes (Qwen2.5-3B r=16 q,v = 3,686,400; Llama-3.2-3B r=32 q,v =
 9,175,040 and with DoRA 9,289,728; Llama-3.2-1B r=8 q = 524,288). The macros are rendered under jinja2's
 StrictUndefined with the registration shape of the real environment, and the numbers they print are
@@ -18,7 +18,7 @@ import jinja2
 import pytest
 
 import macros
-from calc import guidance as g
+from calc.pages import lora as g
 from calc.errors import CalcError
 from calc.lora import LoraSpec, count_lora, scaling
 from calc.presets import get_preset

@@ -21,8 +21,7 @@ import numpy as np
 import pytest
 
 import macros
-from calc import headline
-from calc import pages_data as pd
+from calc.pages import common as pc, memory as pm, quant as pq
 from calc.errors import CalcError
 from calc.gpus import get_gpu
 from calc.memory import TrainingSetup
@@ -57,24 +56,24 @@ def test_lora_8b_hand_count_is_the_published_figure():
 
 
 def test_nf4_levels_are_bitsandbytes_table_and_normal_quantiles():
-    levels = pd.nf4_levels()
+    levels = pq.nf4_levels()
     assert [lv.code for lv in levels] == list(range(16))
     assert [lv.value for lv in levels] == pytest.approx(BNB_NF4, abs=1e-7)
     assert [lv.bits for lv in levels[:3]] == ["0000", "0001", "0010"] and levels[15].bits == "1111"
     # 7 negative + zero + 8 positive (QLoRA: 2^(k-1) for the negative part, 2^(k-1)+1 for the positive)
-    assert (pd.nf4_sides().negative, pd.nf4_sides().zero, pd.nf4_sides().positive) == (7, 1, 8)
+    assert (pq.nf4_sides().negative, pq.nf4_sides().zero, pq.nf4_sides().positive) == (7, 1, 8)
     # outermost probability 0.9677083; its quantile 1.8481 (memory-model §2.2)
     assert levels[0].probability == pytest.approx(0.9677083, abs=1e-7) == levels[15].probability
-    assert pd.nf4_outer_quantile() == pytest.approx(1.8481, abs=1e-4)
+    assert pq.nf4_outer_quantile() == pytest.approx(1.8481, abs=1e-4)
     # positive probabilities are linspace(offset, 0.5, 9)[:-1]: evenly spaced by (offset - 0.5) / 8
     pos = [lv.probability for lv in levels if lv.side == "positive"]
     assert np.diff(pos) == pytest.approx([(0.9677083 - 0.5) / 8] * 7, abs=1e-6)
     for lv in levels:
-        assert lv.value == pytest.approx(lv.quantile / pd.nf4_outer_quantile(), abs=1e-6)
+        assert lv.value == pytest.approx(lv.quantile / pq.nf4_outer_quantile(), abs=1e-6)
 
 
 def test_code_books_by_hand():
-    nf4, fp4, int4 = pd.code_books()
+    nf4, fp4, int4 = pq.code_books()
     assert (nf4.distinct_count, nf4.zero_codes) == (16, 1)
     assert (fp4.distinct_count, fp4.zero_codes) == (15, 2)
     assert fp4.min_gap == pytest.approx(0.0625 / 12, abs=1e-7)       # bitsandbytes' FP4 subnormal 0.0625, max 12
@@ -91,7 +90,7 @@ def _nearest_lower(scaled: float, levels: np.ndarray) -> int:
 
 
 def test_blockwise_example_by_hand():
-    ex = pd.blockwise_example()
+    ex = pq.blockwise_example()
     assert ex.blocksize == 64 and len(ex.values) == 64 and ex.packed_bytes == 32
     xs = np.array([v.x for v in ex.values])
     assert ex.absmax == pytest.approx(np.abs(xs).max(), rel=1e-7)
@@ -107,43 +106,43 @@ def test_blockwise_example_by_hand():
     assert top.code in (0, 15) and top.error == 0.0
     c0, c1 = ex.values[0].code, ex.values[1].code
     assert ex.packed_hex[0] == f"0x{(c0 << 4) | c1:02X}"          # first code in the high nibble
-    assert ex.shown[-1].index == ex.absmax_index and len(ex.shown) == pd.EXAMPLE_SHOWN + 1
+    assert ex.shown[-1].index == ex.absmax_index and len(ex.shown) == pq.EXAMPLE_SHOWN + 1
     assert ex.mse == pytest.approx(np.mean([v.error ** 2 for v in ex.values]), rel=1e-6)
 
 
 def test_bits_per_parameter_are_the_qlora_papers():
-    assert pd.bits_at(64, False).bits == 4.5                        # 4 + 32/64
-    assert pd.bits_at(64, True).bits == pytest.approx(4.127, abs=5e-4)   # "8/64 + 32/(64·256) = 0.127"
-    assert pd.bits_at(64, True).scale_bits == 8 / 64 + 32 / (64 * 256)
-    assert pd.dq_saving_bits() == pytest.approx(0.373, abs=5e-4)    # "a reduction of 0.373 bits per parameter"
-    assert pd.bits_at(32, False).bits == 5.0 and pd.bits_at(256, False).bits == 4.125
-    int8 = next(r for r in pd.bits_rows() if r.storage.startswith("int8"))
+    assert pq.bits_at(64, False).bits == 4.5                        # 4 + 32/64
+    assert pq.bits_at(64, True).bits == pytest.approx(4.127, abs=5e-4)   # "8/64 + 32/(64·256) = 0.127"
+    assert pq.bits_at(64, True).scale_bits == 8 / 64 + 32 / (64 * 256)
+    assert pq.dq_saving_bits() == pytest.approx(0.373, abs=5e-4)    # "a reduction of 0.373 bits per parameter"
+    assert pq.bits_at(32, False).bits == 5.0 and pq.bits_at(256, False).bits == 4.125
+    int8 = next(r for r in pq.bits_rows() if r.storage.startswith("int8"))
     assert int8.bits == 8 + 32 / 4096
-    bf16 = next(r for r in pd.bits_rows() if r.storage.startswith("bf16"))
+    bf16 = next(r for r in pq.bits_rows() if r.storage.startswith("bf16"))
     assert bf16.bytes_per_param == 2 and bf16.percent_of_bf16 == 100
     with pytest.raises(CalcError):
-        pd.bits_at(48)
+        pq.bits_at(48)
 
 
 def test_one_4096_square_weight_by_hand():
     n = 4096 * 4096
-    dq = pd.weight_breakdown(4096, 4096, "nf4", True)
+    dq = pq.weight_breakdown(4096, 4096, "nf4", True)
     # packed n/2 + code 16·4 + absmax uint8 n/64 + offset 4 + state2.absmax 4·(n/64/256) + state2.code 256·4
     assert dq.total_bytes == n // 2 + 64 + n // 64 + 4 + 4 * (n // 64 // 256) + 1024 == 8_655_940
     # every tensor rounded up to 512 bytes by the caching allocator
     assert dq.allocated_bytes == n // 2 + 512 + n // 64 + 512 + 4 * (n // 64 // 256) + 1024
-    single = pd.weight_breakdown(4096, 4096, "nf4", False)
+    single = pq.weight_breakdown(4096, 4096, "nf4", False)
     assert single.total_bytes == n // 2 + 64 + 4 * (n // 64) == 9_437_248
     assert [t.name for t in single.tensors] == ["weight", "quant_state.code", "quant_state.absmax"]
-    assert pd.weight_breakdown(4096, 4096, "bf16", False).total_bytes == 2 * n
+    assert pq.weight_breakdown(4096, 4096, "bf16", False).total_bytes == 2 * n
     assert dq.bits_per_weight == pytest.approx(8 * 8_655_940 / n)
 
 
 def test_quantization_errors_match_a_naive_reimplementation():
-    rows = pd.quantization_errors()
+    rows = pq.quantization_errors()
     by = {(r.code, r.double_quant): r for r in rows}
-    x = np.random.default_rng(pd.ERROR_SEED).standard_normal(pd.ERROR_SAMPLES, dtype=np.float32)
-    blocks = x.reshape(-1, pd.ERROR_BLOCKSIZE).astype(np.float64)
+    x = np.random.default_rng(pq.ERROR_SEED).standard_normal(pq.ERROR_SAMPLES, dtype=np.float32)
+    blocks = x.reshape(-1, pq.ERROR_BLOCKSIZE).astype(np.float64)
     absmax = np.abs(blocks).max(axis=1, keepdims=True)
     levels = np.array(BNB_NF4)
     scaled = blocks / absmax
@@ -154,22 +153,22 @@ def test_quantization_errors_match_a_naive_reimplementation():
     assert by[("nf4", True)].mse_vs_nf4 == pytest.approx(1.0, abs=0.01)   # double quantization adds almost nothing
     assert by[("int4", False)].max_abs < by[("nf4", False)].max_abs       # evenly spaced: the smallest worst case
     for r in rows:
-        assert r.rmse == pytest.approx(math.sqrt(r.mse)) and r.numel == pd.ERROR_SAMPLES
+        assert r.rmse == pytest.approx(math.sqrt(r.mse)) and r.numel == pq.ERROR_SAMPLES
 
 
 # == QLoRA ===============================================================================================================
 def test_qlora_storage_by_hand():
-    llama = pd.qlora_storage_row("llama-3.1-8b")
+    llama = pq.qlora_storage_row("llama-3.1-8b")
     quantized = L * (2 * H * H + 2 * H * KV + 3 * H * I_)
     assert llama.quantized_params == quantized == 6_979_321_856
     assert llama.bf16_gib == 2 * LLAMA8B_PARAMS / GIB
     assert "lm_head" in llama.kept_16bit and "embeddings" in llama.kept_16bit
-    mixtral = pd.qlora_storage_row("mixtral-8x7b")
+    mixtral = pq.qlora_storage_row("mixtral-8x7b")
     assert mixtral.quantized_params == 32 * (2 * 4096 * 4096 + 2 * 4096 * 1024)   # attention only, experts stay bf16
     assert "MoE expert stacks" in mixtral.kept_16bit
-    falcon = pd.qlora_storage_row("falcon-7b")
+    falcon = pq.qlora_storage_row("falcon-7b")
     assert falcon.quantized_params == 0 and falcon.ratio == 1.0
-    assert llama.ratio < pd.qlora_storage_row("llama-3.1-70b").ratio     # larger models shrink more
+    assert llama.ratio < pq.qlora_storage_row("llama-3.1-70b").ratio     # larger models shrink more
 
 
 def test_double_quant_saving_on_70b_is_about_the_papers_3_gb():
@@ -178,17 +177,17 @@ def test_double_quant_saving_on_70b_is_about_the_papers_3_gb():
     for n, count in ((h * h, 2), (h * kv, 2), (h * inter, 3)):
         b = -(-n // 64)
         saving += count * (4 * b - (b + 4 + 4 * -(-b // 256) + 1024))
-    assert pd.double_quant_saving("llama-3.1-70b").saving_gib == pytest.approx(layers * saving / GIB, rel=1e-12)
-    assert 2.5 < pd.double_quant_saving("llama-3.1-70b").saving_gib < 3.5    # QLoRA §1: "approximately 3 GB" (65B)
+    assert pq.double_quant_saving("llama-3.1-70b").saving_gib == pytest.approx(layers * saving / GIB, rel=1e-12)
+    assert 2.5 < pq.double_quant_saving("llama-3.1-70b").saving_gib < 3.5    # QLoRA §1: "approximately 3 GB" (65B)
 
 
 def test_dequant_transient_is_the_mlp_weight_in_bf16():
-    d = pd.dequant_transient("llama-3.1-8b")
+    d = pq.dequant_transient("llama-3.1-8b")
     assert d.nbytes == 2 * H * I_ == 117_440_512 and d.module.startswith("mlp.")
 
 
 def test_prepare_kbit_doubles_what_stays_16bit_and_the_checkpoint():
-    k = pd.kbit_prepare("llama-3.1-8b")
+    k = pq.kbit_prepare("llama-3.1-8b")
     assert k.unquantized_params == LLAMA8B_PARAMS - L * (2 * H * H + 2 * H * KV + 3 * H * I_)
     assert k.weights_extra_gib == pytest.approx(2 * k.unquantized_params / GIB)
     assert (k.checkpoint_bf16, k.checkpoint_fp32) == (2 * H, 4 * H)
@@ -196,7 +195,7 @@ def test_prepare_kbit_doubles_what_stays_16bit_and_the_checkpoint():
 
 
 def test_paged_optimizer_state_by_hand():
-    rows = {o.optimizer: o for o in pd.optimizer_rows("llama-3.1-8b")}
+    rows = {o.optimizer: o for o in pq.optimizer_rows("llama-3.1-8b")}
     # paged from 1e5 elements: at r=16 only down_proj's A (16×14336) and gate/up's B (14336×16) qualify
     paged_elements = L * 3 * 16 * I_
     assert rows["paged_adamw_8bit"].paged_mib == 2 * paged_elements / MIB == 42.0
@@ -207,26 +206,26 @@ def test_paged_optimizer_state_by_hand():
     assert rows["adamw_8bit"].states_mib == (2 * LORA8B_R16 + 8 * LORA8B_R16 // 256) / MIB
     assert rows["paged_adamw_8bit"].states_mib + rows["paged_adamw_8bit"].paged_mib == rows["adamw_8bit"].states_mib
     assert rows["adamw"].paged_mib == 0 and rows["adamw_8bit"].paged_mib == 0
-    assert pd.paged_min_numel() == 100_000
+    assert pq.paged_min_numel() == 100_000
 
 
 def test_method_points_are_headlines_with_the_context_added():
-    for p in pd.method_points():
+    for p in pq.method_points():
         assert p.required_gib == pytest.approx(p.peak_gib + 794_820_608 / GIB)
-    llama = {p.method: p for p in pd.method_points() if p.preset_id == "llama-3.1-8b"}
+    llama = {p.method: p for p in pq.method_points() if p.preset_id == "llama-3.1-8b"}
     assert llama["full"].required_gib > llama["lora"].required_gib > llama["qlora"].required_gib
-    assert "micro-batch 1" in pd.conditions_text() and "2,048" in pd.conditions_text()
+    assert "micro-batch 1" in pc.conditions_text() and "2,048" in pc.conditions_text()
 
 
 # == training memory =====================================================================================================
 def test_precision_rows_by_hand():
-    rows = {(r.precision, r.label): r for r in pd.precision_rows("llama-3.1-8b")}
+    rows = {(r.precision, r.label): r for r in pm.precision_rows("llama-3.1-8b")}
     assert rows[("fp32", "fp32")].total_gib == 4 * LLAMA8B_PARAMS / GIB
     assert rows[("bf16", "bf16 / fp16")].bits_per_param == 16
 
 
 def test_bytes_per_trainable_parameter():
-    rows = [(r.weights, r.gradients, r.optimizer_states, r.master_weights) for r in pd.param_bytes_rows()]
+    rows = [(r.weights, r.gradients, r.optimizer_states, r.master_weights) for r in pm.param_bytes_rows()]
     assert rows[0] == (2, 2, 4, 0)                         # pure bf16 with torch AdamW: 8 bytes
     assert rows[1] == (4, 4, 8, 0)                         # fp32 weights, AMP: 16
     assert rows[2] == (2, 2, 8, 4)                         # DeepSpeed-style fp32 master copy: 16 (ZeRO §3.1, K=12)
@@ -234,12 +233,12 @@ def test_bytes_per_trainable_parameter():
     assert rows[4] == (4, 4, 8, 0)                         # PEFT's fp32 adapters
     assert rows[5] == (2, 2, 4, 0)
     assert rows[6][2] == 2 + 8 / 256                       # every adapter tensor is 8-bit, exactly
-    for r in pd.param_bytes_rows():
+    for r in pm.param_bytes_rows():
         assert r.total == pytest.approx(r.weights + r.gradients + r.optimizer_states + r.master_weights)
 
 
 def test_activation_coefficients_are_the_research_notes():
-    rows = {a.method: a for a in pd.activation_rows("llama-3.1-8b")}
+    rows = {a.method: a for a in pm.activation_rows("llama-3.1-8b")}
     r = 16
     assert rows["lora"].per_token_layer == 24 * H + 4 * KV + 8 * I_ + 14 * r + 4 * A + 8 == 217_448
     assert rows["full"].per_token_layer == 20 * H + 4 * KV + 8 * I_ + 4 * A + 8 == 200_840
@@ -249,36 +248,36 @@ def test_activation_coefficients_are_the_research_notes():
 
 
 def test_loss_terms_are_twelve_v_per_token():
-    t = pd.loss_terms("llama-3.1-8b")
+    t = pm.loss_terms("llama-3.1-8b")
     assert (t.saved_per_token, t.backward_per_token) == (4 * V + 8, 8 * V)
     assert t.total_per_token == 12 * V + 8 == 1_539_080
     assert t.total_gib == pytest.approx((12 * V + 8) * 2048 / GIB)        # 2.94 GiB (memory-model §3.4)
 
 
 def test_breakdowns_add_up_and_phases_have_one_peak():
-    for b in pd.breakdowns("llama-3.1-8b"):
+    for b in pm.breakdowns("llama-3.1-8b"):
         allocator = sum(c.gib for c in b.components if c.component != "cuda_context")
         assert allocator == pytest.approx(b.peak_gib)
         assert b.required_gib == pytest.approx(b.peak_gib + 794_820_608 / GIB)
-    phases = pd.phase_rows("llama-3.1-8b", "qlora")
+    phases = pm.phase_rows("llama-3.1-8b", "qlora")
     assert sum(p.is_peak for p in phases) == 1
     assert max(phases, key=lambda p: p.total_gib).is_peak
-    assert pd.breakdown("llama-3.1-8b", "full").phase == "optimizer_step"
+    assert pm.breakdown("llama-3.1-8b", "full").phase == "optimizer_step"
     with pytest.raises(CalcError):
-        pd.breakdown("llama-3.1-8b", "nope")
+        pm.breakdown("llama-3.1-8b", "nope")
 
 
 def test_vram_rows_are_compare_methods():
-    for row in pd.vram_rows():
-        ms = {m.method: m.required_gib for m in headline.compare_methods(row.preset_id)}
+    for row in pm.vram_rows():
+        ms = {m.method: m.required_gib for m in pc.compare_methods(row.preset_id)}
         assert (row.full_gib, row.lora_gib, row.qlora_gib) == (ms["full"], ms["lora"], ms["qlora"])
         assert row.full_gib > row.lora_gib
         assert row.lora_no_gc_gib >= row.lora_gib and row.qlora_no_gc_gib >= row.qlora_gib
 
 
 def test_fit_matrix_is_usable_minus_required():
-    cols = pd.fit_columns()
-    for row in pd.fit_matrix():
+    cols = pm.fit_columns()
+    for row in pm.fit_matrix():
         for col, cell in zip(cols, row.cells):
             usable = get_gpu(col.gpu_id).usable_bytes / GIB
             assert cell.gpu_id == col.gpu_id
@@ -287,9 +286,9 @@ def test_fit_matrix_is_usable_minus_required():
 
 
 def test_sharding_follows_zero_stages():
-    rows = {(r.method, r.sharding): r for r in pd.sharding_rows()}
+    rows = {(r.method, r.sharding): r for r in pm.sharding_rows()}
     p = arch("llama-3.1-70b").total_params
-    for i, n in enumerate(pd.GPU_COUNTS):
+    for i, n in enumerate(pm.GPU_COUNTS):
         # ZeRO-2 also shards the bf16 gradients: per GPU it saves 2P·(1 - 1/n) bytes over ZeRO-1
         saved = (rows[("full", "zero1")].per_gpu_gib[i] - rows[("full", "zero2")].per_gpu_gib[i]) * GIB
         assert saved == pytest.approx(2 * p * (1 - 1 / n), abs=MIB)
@@ -301,58 +300,58 @@ def test_sharding_follows_zero_stages():
 
 # == adapter files =======================================================================================================
 def test_adapter_sizes_by_hand():
-    rows = {(s.target_modules, s.dtype): s for s in pd.adapter_size_rows()}
+    rows = {(s.target_modules, s.dtype): s for s in pm.adapter_size_rows()}
     al = rows[("all-linear", "float32")]
     i16 = al.ranks.index(16)
     assert al.trainable_params[i16] == LORA8B_R16
-    layout = pd.adapter_layout("llama-3.1-8b", 16)
+    layout = pm.adapter_layout("llama-3.1-8b", 16)
     assert al.bytes[i16] == layout.bytes == 8 + layout.header_bytes + 4 * LORA8B_R16
     bf = rows[("all-linear", "bfloat16")]
-    assert bf.bytes[i16] == 8 + pd.adapter_layout("llama-3.1-8b", 16, dtype="bfloat16").header_bytes + 2 * LORA8B_R16
+    assert bf.bytes[i16] == 8 + pm.adapter_layout("llama-3.1-8b", 16, dtype="bfloat16").header_bytes + 2 * LORA8B_R16
     assert rows[("qv", "float32")].trainable_params[i16] == L * 16 * (2 * H + H + KV) == 6_815_744
 
 
 def test_adapter_layout_of_llama_1b():
-    lay = pd.adapter_layout("llama-3.2-1b", 16)
+    lay = pm.adapter_layout("llama-3.2-1b", 16)
     assert lay.tensors == 16 * 7 * 2 and lay.header_bytes % 8 == 0 and 0 <= lay.header_padding < 8
     assert lay.first[0].key == "base_model.model.model.layers.0.mlp.down_proj.lora_A.weight"
     assert lay.first[0].shape == (16, 8192) and lay.first[0].begin == 0 and lay.first[0].end == 16 * 8192 * 4
     assert lay.header_start.startswith('{"__metadata__":{"format":"pt"},')
     assert lay.dtypes_in_order == ("F32",)
-    mts = pd.adapter_layout("llama-3.2-1b", 16, modules_to_save=("lm_head",))
+    mts = pm.adapter_layout("llama-3.2-1b", 16, modules_to_save=("lm_head",))
     assert mts.dtypes_in_order == ("F32", "BF16")
     assert mts.last[0].key == "base_model.model.lm_head.weight" and mts.last[0].shape == (128_256, 2048)
     assert mts.tensor_bytes == lay.tensor_bytes + 2 * 128_256 * 2048
 
 
 def test_merge_and_serving_by_hand():
-    m = next(r for r in pd.merge_rows() if r.preset_id == "llama-3.1-8b")
+    m = next(r for r in pm.merge_rows() if r.preset_id == "llama-3.1-8b")
     assert m.merged_bf16_gib == 2 * LLAMA8B_PARAMS / GIB and m.merged_fp32_gib == 4 * LLAMA8B_PARAMS / GIB
-    rows = {s.n: s for s in pd.serving_rows("llama-3.1-8b")}
+    rows = {s.n: s for s in pm.serving_rows("llama-3.1-8b")}
     adapter, base = 4 * LORA8B_R16, 2 * LLAMA8B_PARAMS
     assert rows[10].adapters_gib == 10 * adapter / GIB == 1.5625
     assert rows[10].total_gib == pytest.approx((base + 10 * adapter) / GIB)
     assert rows[10].merged_copies_gib == pytest.approx(10 * base / GIB)
     assert rows[100].saving_factor == pytest.approx(100 * base / (base + 100 * adapter))
-    assert pd.adapter_memory_mib("llama-3.1-8b") == adapter / MIB == 160.0
+    assert pm.adapter_memory_mib("llama-3.1-8b") == adapter / MIB == 160.0
 
 
 # == validation ==========================================================================================================
 def test_validation_summary_is_consistent_with_its_rows():
-    s = pd.validation_summary()
-    rows = pd.validation_rows()
+    s = pm.validation_summary()
+    rows = pm.validation_rows()
     assert len(rows) == s.modelled == s.published_points + s.own_points
     published = [abs(r.error_pct) for r in rows if not r.own]
     assert s.median_abs_error_pct == pytest.approx(statistics.median(abs(r.error_pct) for r in rows))
     assert s.median_abs_error_pct_published == pytest.approx(statistics.median(published))
     assert s.max_abs_error_pct_published == max(published)
-    assert len(pd.validation_rows(own=True)) == s.own_points and len(pd.unmodelled_rows()) == s.unmodelled
+    assert len(pm.validation_rows(own=True)) == s.own_points and len(pm.unmodelled_rows()) == s.unmodelled
     for r in rows:
         assert r.error_pct == pytest.approx(100 * (r.estimate_gib - r.measured_gib) / r.measured_gib)
-    lo, hi = pd.validation_extent()
-    assert lo * pd.EXTENT_MARGIN == pytest.approx(min(min(r.measured_gib, r.estimate_gib) for r in rows))
-    assert hi / pd.EXTENT_MARGIN == pytest.approx(max(max(r.measured_gib, r.estimate_gib) for r in rows))
-    assert all(u.reason for u in pd.unmodelled_rows())
+    lo, hi = pm.validation_extent()
+    assert lo * pm.EXTENT_MARGIN == pytest.approx(min(min(r.measured_gib, r.estimate_gib) for r in rows))
+    assert hi / pm.EXTENT_MARGIN == pytest.approx(max(max(r.measured_gib, r.estimate_gib) for r in rows))
+    assert all(u.reason for u in pm.unmodelled_rows())
 
 
 def test_measurement_file_summary_of_a_small_file():
@@ -364,24 +363,24 @@ def test_measurement_file_summary_of_a_small_file():
                        {"preset": "a", "steps": 3, "seed": 1, "max_memory_reserved_bytes": 130,
                         "max_memory_allocated_bytes": 100, "nvml_process_used_bytes_end": 3 * MIB,
                         "memory_reserved_end_bytes": MIB}]}
-    m = pd.measurement_file(data, "p.yaml", "x", "note")
+    m = pm.measurement_file(data, "p.yaml", "x", "note")
     assert (m.points, m.presets, m.steps, m.seeds, m.gpu_total_gib) == (2, ("a",), (3,), (1,), 2.0)
     assert (m.reserved_ratio_min, m.reserved_ratio_median, m.reserved_ratio_max) == pytest.approx((1.1, 1.2, 1.3))
     assert m.outside_allocator_mib == (2.0,) and m.libraries == (("torch", "2"),)
 
 
 def test_our_measurement_files_and_reserved_ratios():
-    files = pd.measurement_files()
+    files = pm.measurement_files()
     assert files and all(f.gpu == "NVIDIA H200" for f in files)
-    assert sum(f.points for f in files) == pd.validation_summary().own_points
-    r = pd.reserved_ratios()
+    assert sum(f.points for f in files) == pm.validation_summary().own_points
+    r = pm.reserved_ratios()
     assert 1.0 <= r.min <= r.median <= r.max and r.points == sum(f.points for f in files)
     assert 758.0 in files[0].outside_allocator_mib          # = calc.memory.CUDA_CONTEXT_BYTES
-    assert pd.cuda_context_mib() == 758.0 and pd.cuda_workspace_mib() == 64.0
+    assert pc.cuda_context_mib() == 758.0 and pc.cuda_workspace_mib() == 64.0
 
 
 def test_setup_text_states_the_conditions():
-    t = pd.setup_text(TrainingSetup(method="qlora", micro_batch=4, seq_len=4096, gradient_checkpointing=True))
+    t = pm.setup_text(TrainingSetup(method="qlora", micro_batch=4, seq_len=4096, gradient_checkpointing=True))
     assert t.startswith("qlora, NF4 base, r=8 on all-linear") and "b=4, s=4,096" in t and "checkpointing on" in t
 
 
@@ -406,14 +405,14 @@ def test_pd_value_prints_calcs_numbers(render):
     assert render('{{ pd_value("kbit_prepare", "checkpoint_fp32", "llama-3.1-8b") }}') == "16,384"
     assert render('{{ pd_value("optimizer_rows", "optimizer=paged_adamw_8bit/paged_mib", fmt="fixed:1") }}') == "42.0"
     assert render('{{ pd_value("dequant_transient", "module", "llama-3.1-8b", fmt="code") }}') == "<code>mlp.gate_proj</code>"
-    assert render('{{ pd_value("blockwise_example", "values/0/code") }}') == str(pd.blockwise_example().values[0].code)
+    assert render('{{ pd_value("blockwise_example", "values/0/code") }}') == str(pq.blockwise_example().values[0].code)
     assert render('{{ pd_value("EXAMPLE_BLOCKSIZE") }}') == "64"
-    assert render('{{ pd_value("method_memory", "required_gib", "llama-3.1-8b", "full", optimizer="adamw_fused", '
-                  'fmt="fixed:1") }}') == f"{pd.method_memory('llama-3.1-8b', 'full', optimizer='adamw_fused').required_gib:.1f}"
+    assert render('{{ pd_value("method_memory_view", "required_gib", "llama-3.1-8b", "full", optimizer="adamw_fused", '
+                  'fmt="fixed:1") }}') == f"{pm.method_memory_view('llama-3.1-8b', 'full', optimizer='adamw_fused').required_gib:.1f}"
     assert render('{{ pd_value("quantization_errors", "double_quant=True/mse_vs_nf4", fmt="fixed:4") }}') == \
-        f"{pd.quantization_errors()[1].mse_vs_nf4:.4f}"
-    assert render('{{ pd_value("reserved_ratios", "median", fmt="fixed:3") }}') == f"{pd.reserved_ratios().median:.3f}"
-    assert render('{{ pd_value("validation_summary", "modelled") }}') == f"{pd.validation_summary().modelled:,}"
+        f"{pq.quantization_errors()[1].mse_vs_nf4:.4f}"
+    assert render('{{ pd_value("reserved_ratios", "median", fmt="fixed:3") }}') == f"{pm.reserved_ratios().median:.3f}"
+    assert render('{{ pd_value("validation_summary", "modelled") }}') == f"{pm.validation_summary().modelled:,}"
     assert render('{{ pd_value("model_name", "", "llama-3.1-70b") }}') == "Llama 3.1 70B"
     assert render('{{ pd_value("double_quant_saving", "saving_gib", "llama-3.1-70b", fmt="sign:2") }}').startswith("+")
     with pytest.raises(KeyError):
@@ -430,7 +429,7 @@ def test_nf4_tables(render):
     out = render("{{ code_book_table() }}")
     assert "| NF4 | 16 | 1 |" in out and "| FP4 | 15 | 2 |" in out
     out = render("{{ block_example_table() }}")
-    ex = pd.blockwise_example()
+    ex = pq.blockwise_example()
     assert f"| {ex.absmax_index} (absmax) |" in out
     assert f"| 0 | {ex.values[0].x:,.4f} | {ex.values[0].scaled:,.4f} | {ex.values[0].code} |" in out
 
@@ -475,21 +474,21 @@ def test_adapter_tables(render):
     assert out.startswith('```text\n{"__metadata__":{"format":"pt"},"base_model.model.model.layers.0.') and out.endswith("```\n")
     out = render('{{ serving_table("llama-3.1-8b") }}')
     row = next(line for line in out.splitlines() if line.startswith("| 10 |"))
-    s = next(x for x in pd.serving_rows("llama-3.1-8b") if x.n == 10)
+    s = next(x for x in pm.serving_rows("llama-3.1-8b") if x.n == 10)
     assert row == (f"| 10 | {s.base_gib:,.2f} | {s.adapters_gib:,.2f} | {s.total_gib:,.2f} | "
                    f"{s.merged_copies_gib:,.1f} | {s.saving_factor:,.1f}× |")
 
 
 def test_validation_macros(render):
     out = render("{{ validation_summary_table() }}")
-    s = pd.validation_summary()
+    s = pm.validation_summary()
     assert f"| **All points** | **{s.modelled}** | **{s.median_abs_error_pct:.2f} %** |" in out
     out = render("{{ measurement_provenance() }}")
-    for f in pd.measurement_files():
+    for f in pm.measurement_files():
         assert f.path in out and f.driver_version in out and f"{f.points} points" in out
     assert '??? note "Settings recorded in' in out and "&lt;id&gt;" in out      # notes are escaped data
     out = render("{{ unmodelled_table() }}")
-    assert out.count("\n| <code>") == len(pd.unmodelled_rows())
+    assert out.count("\n| <code>") == len(pm.unmodelled_rows())
 
 
 MY_ROT_IDS = (
@@ -504,7 +503,7 @@ def test_rot_tables_render_with_anchor_conditions_rows_and_exports(render, table
     out = render(f'{{{{ rot_table("{table_id}") }}}}')
     assert f"{{ #{table_id} }}" in out and "*Conditions:*" in out
     t = rot.table_for(table_id)
-    assert t.rows and t.source.startswith("calc.pages_data.")
+    assert t.rows and t.source.startswith("calc.pages.")
     assert all(len(row) == len(t.columns) for row in t.rows)
     assert rot.to_csv(t).count("\n") == len(t.rows) + 1 and f'"id": "{table_id}"' in rot.to_json(t)
     assert re.search(r"GiB|MiB|bits|bytes|Bytes|parameters|%", t.conditions + " ".join(c.title for c in t.columns))
@@ -520,22 +519,22 @@ def test_rot_numbers_equal_calc(render):
     assert "| NF4 / FP4 | 64 | yes | 4.1270 | 0.1270 | 0.5159 | 25.8 % |" in out
     assert "| NF4 / FP4 | 64 | no | 4.5000 | 0.5000 | 0.5625 | 28.1 % |" in out
     out = render('{{ rot_table("rot-vram-by-model-size") }}')
-    v = next(r for r in pd.vram_rows() if r.preset_id == "llama-3.1-8b")
+    v = next(r for r in pm.vram_rows() if r.preset_id == "llama-3.1-8b")
     assert _row(out, "| Llama 3.1 8B |")[1:5] == [f"{LLAMA8B_PARAMS:,}", f"{v.full_gib:,.1f}", f"{v.lora_gib:,.1f}",
                                                     f"{v.qlora_gib:,.1f}"]
     out = render('{{ rot_table("rot-gpu-fit-qlora") }}')
-    f = next(r for r in pd.fit_matrix() if r.preset_id == "llama-3.1-70b")
+    f = next(r for r in pm.fit_matrix() if r.preset_id == "llama-3.1-70b")
     assert _row(out, "| Llama 3.1 70B |")[2:] == [f"{c.headroom_gib:,.1f}" for c in f.cells]
     out = render('{{ rot_table("rot-multi-gpu-llama-3-1-70b") }}')
-    s = next(r for r in pd.sharding_rows() if r.sharding == "fsdp_qlora")
+    s = next(r for r in pm.sharding_rows() if r.sharding == "fsdp_qlora")
     assert _row(out, "| QLoRA | FSDP \\+ QLoRA")[2:] == [f"{v:,.1f}" for v in (s.single_gpu_gib, *s.per_gpu_gib)]
     out = render('{{ rot_table("rot-4bit-quantization-error") }}')
-    e = pd.quantization_errors()[0]
+    e = pq.quantization_errors()[0]
     assert _row(out, "| NF4 | no |")[2] == f"{e.mse:,.6f}"
     out = render('{{ rot_table("rot-validation-published") }}')
-    assert out.count("\n| <code>") == pd.validation_summary().published_points
+    assert out.count("\n| <code>") == pm.validation_summary().published_points
     out = render('{{ rot_table("rot-adapter-size-by-targets") }}')
-    a = next(r for r in pd.adapter_size_rows() if r.target_modules == "all-linear" and r.dtype == "float32")
+    a = next(r for r in pm.adapter_size_rows() if r.target_modules == "all-linear" and r.dtype == "float32")
     assert _row(out, "| all-linear | float32 |")[2:] == [f"{m:,.1f}" for m in a.mib]
 
 
@@ -551,14 +550,14 @@ def test_every_chart_has_caption_aria_label_and_a_data_table(render, name):
 
 def test_chart_data_equals_calc(render):
     out = render("{{ chart_qlora_methods() }}")
-    p = next(x for x in pd.method_points() if x.preset_id == "llama-3.1-8b" and x.method == "qlora")
+    p = next(x for x in pq.method_points() if x.preset_id == "llama-3.1-8b" and x.method == "qlora")
     assert f"| Llama 3.1 8B | QLoRA | {p.peak_gib:,.2f} | {p.context_gib:,.2f} | {p.required_gib:,.2f} |" in out
     out = render("{{ chart_nf4_levels() }}")
     assert "| NF4 | 1 | <code>0001</code> | -0.6962 |" in out
     out = render("{{ chart_validation() }}")
-    assert out.count("\n| <code>") == pd.validation_summary().modelled
+    assert out.count("\n| <code>") == pm.validation_summary().modelled
     out = render("{{ chart_memory_breakdown() }}")
-    b = pd.breakdown("llama-3.1-8b", "qlora")
+    b = pm.breakdown("llama-3.1-8b", "qlora")
     assert f"| QLoRA, checkpointing on | **Required (peak + CUDA context)** | **{b.required_gib:,.3f}** |" in out
     out = render("{{ chart_adapter_size() }}")
     assert f"| <code>all-linear</code> | <code>float32</code> | 16 | {LORA8B_R16:,} | 160.1 |" in out

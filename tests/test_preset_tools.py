@@ -17,14 +17,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from calc import headline
+from calc.pages import common as pc, site as ps
 from calc.cli import main
 from calc.errors import CalcError
 from calc.families import FAMILIES, family_keys
-from calc.preset_tools import (PREVIEW_RANKS, SCHEMA_FILE, SCHEMA_LINE, _key_schema, config_subset, default_family,
+from calc.cli.preset_tools import (PREVIEW_RANKS, SCHEMA_FILE, SCHEMA_LINE, _key_schema, config_subset, default_family,
                                hf_repo, parse_count, preset_document, preset_yaml, preview, schema_text)
 from calc.presets import PRESET_DIR, get_preset, load_preset
-from calc.commands.preset import one_line
+from calc.cli.preset import one_line
 
 REPO = Path(__file__).resolve().parents[1]
 PRESET_FILES = sorted(PRESET_DIR.glob("*.yaml"))
@@ -355,13 +355,13 @@ def test_the_preview_shows_the_sites_numbers(capsys, preset_id):
     [row] = json.loads(out)
     preset = get_preset(preset_id)
     assert row["total_params"] == preset.architecture.total_params
-    ranks = headline.rank_choices(preset_id, PREVIEW_RANKS)
+    ranks = ps.rank_choices(preset_id, PREVIEW_RANKS)
     assert [(x["r"], x["trainable_params"]) for x in row["lora"]] == [(c.r, c.trainable_params) for c in ranks]
-    site = {m.method: m for m in headline.compare_methods(preset_id, None, ("lora", "qlora"))}
+    site = {m.method: m for m in pc.compare_methods(preset_id, None, ("lora", "qlora"))}
     for m in row["memory"]:
         assert m["required_bytes"] == site[m["method"]].required_bytes
         assert m["peak_bytes"] == site[m["method"]].peak_bytes
-    assert row["conditions"] == headline.DEFAULT_CONDITIONS
+    assert row["conditions"] == pc.DEFAULT_CONDITIONS
     text = run(capsys, "preset", "check", str(PRESET_DIR / f"{preset_id}.yaml"))[1]
     assert f"{preset.architecture.total_params:,}" in text
     assert f"{site['qlora'].required_bytes / (1 << 30):,.2f} GiB with CUDA context" in text

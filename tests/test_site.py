@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bs4 import BeautifulSoup
 
-from calc.catalogue import preset_summaries
+from calc.pages.site import preset_summaries
 
 
 def _rows(html: str) -> dict[str, list[str]]:

@@ -1,4 +1,4 @@
-"""Generated code snippets (calc.snippets, macros.snippets): valid Python whose fields are the spec's.
+"""Generated code snippets (calc.pages.snippets, macros.snippets): valid Python whose fields are the spec's.
 
 Fast checks without the ML libraries: every snippet parses, and the keyword arguments read back from the
 syntax tree equal the spec. ``tests/verify/test_snippets_construct.py`` executes them with peft and
@@ -12,10 +12,10 @@ import ast
 import pytest
 
 from calc.errors import CalcError
-from calc.headline import lora_spec
+from calc.pages.common import lora_spec
 from calc.lora import ALL_LINEAR, count_lora, peft_target_modules
 from calc.presets import all_presets, get_preset
-from calc.snippets import (BnbSettings, bnb_config_code, hf_repo_id, lora_config_code, py_literal,
+from calc.pages.snippets import (BnbSettings, bnb_config_code, hf_repo_id, lora_config_code, py_literal,
                            qlora_recipe_code, trainable_parameters_line, uses_parameter_targets)
 from macros import snippets as snippet_macros
 

@@ -1,6 +1,6 @@
 """calc/webapi.py, the calculator page's glue: it only collects calc's results and maps errors to fields.
 
-Every number :func:`calc.webapi.compute` returns is compared with calc's own functions called directly; form
+Every number :func:`calc.pages.calculator.compute` returns is compared with calc's own functions called directly; form
 values (strings as typed) are parsed the way the page sends them; each kind of bad input lands on the form
 field the page shows it next to, and no result is returned while any error exists.
 """
@@ -13,7 +13,7 @@ from dataclasses import asdict
 
 import pytest
 
-from calc import webapi
+from calc.pages import calculator as webapi
 from calc.adapters import adapter_file_bytes
 from calc.architecture import Architecture
 from calc.errors import CalcError

@@ -4,7 +4,7 @@ Every input is set through the page's own controls (preset select, text fields, 
 config.json paste box). The expected numbers are computed here, on CPython, with calc itself
 (:meth:`~calc.architecture.Architecture.from_hf_config`, :func:`~calc.lora.count_lora`,
 :func:`~calc.adapters.adapter_file_bytes`, :func:`~calc.memory.estimate_memory`, :func:`~calc.gpus.fit_all`),
-never through ``calc.webapi`` (the glue the page runs), and compared with what the page shows: parameter
+never through ``calc.pages.calculator`` (the glue the page runs), and compared with what the page shows: parameter
 counts and byte counts exactly, GiB/MiB at the displayed rounding (Python's ``format``). Every test also
 asserts that no request left 127.0.0.1 and that the browser logged no console or page error.
 """
@@ -60,7 +60,7 @@ SHOWN = """() => {
           rows, gpus, text: document.getElementById('lh-calc-results').innerText};
 }"""
 
-# which config key each dimension field edits (the page's own table is calc.webapi.DIMENSIONS)
+# which config key each dimension field edits (the page's own table is calc.pages.calculator.DIMENSIONS)
 DIM_KEYS = {"hidden": "hidden_size", "intermediate": "intermediate_size", "layers": "num_hidden_layers",
             "heads": "num_attention_heads", "kv_heads": "num_key_value_heads", "head_dim": "head_dim",
             "vocab": "vocab_size", "tied": "tie_word_embeddings"}

@@ -16,8 +16,8 @@ import pytest
 
 from calc.architecture import Architecture
 from calc.lora import count_lora, peft_target_modules
-from calc.headline import lora_spec
-from calc.snippets import BnbSettings, bnb_config_code, lora_config_code, qlora_recipe_code
+from calc.pages.common import lora_spec
+from calc.pages.snippets import BnbSettings, bnb_config_code, lora_config_code, qlora_recipe_code
 from tests.verify.conftest import require
 from tests.verify.hf import build_meta
 

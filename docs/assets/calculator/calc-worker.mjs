@@ -2,7 +2,7 @@
 // the page). calculator.js creates it and at once sends {kind: "init", payload: {base, versions}}: the
 // worker downloads MicroPython (micropython.mjs, micropython.wasm), calc (calc_bundle.json) and the GPU list
 // (gpus.json) from `base` itself, in parallel, so its start does not wait on the page's busy main thread.
-// Then each {id, kind: "compute"|"parse", payload} is answered with {id, result} (calc.webapi's JSON) or
+// Then each {id, kind: "compute"|"parse", payload} is answered with {id, result} (calc.pages.calculator's JSON) or
 // {id, error}. The Python modules are calc's own, rewritten at build time by macros/mpy_transform.py;
 // "format": "mpy" bundles hold them precompiled by mpy-cross (base64), "py" bundles as source.
 
@@ -54,12 +54,18 @@ async function init({ base, versions }) {
   const gpus = await gpusText;
   timings.downloaded = clock();
   const fs = mp.FS;
-  for (const dir of ["/lib", "/lib/calc"]) {
+  // every folder the bundle's paths need (calc/, calc/pages/ ...), parents first
+  const dirs = new Set(["/lib"]);
+  for (const path of Object.keys(bundle.files)) {
+    const parts = path.split("/").slice(0, -1);
+    for (let i = 1; i <= parts.length; i++) dirs.add("/lib/" + parts.slice(0, i).join("/"));
+  }
+  for (const dir of [...dirs].sort()) {
     try { fs.mkdir(dir); } catch (e) { /* exists */ }
   }
   const binary = bundle.format === "mpy";
   for (const [path, source] of Object.entries(bundle.files)) fs.writeFile("/lib/" + path, binary ? base64(source) : source);
-  mp.runPython("import calc.webapi as _webapi");
+  mp.runPython("import calc.pages.calculator as _webapi");
   mp.globals.set("_gpus_json", gpus);
   mp.runPython("_webapi.set_gpus(_gpus_json)");
   timings.imported = clock();

@@ -1,7 +1,7 @@
 /* LoRA Handbook calculator: the form, the URL and the rendering. The numbers are calc's.
  *
  * calc itself computes everything: its modules, rewritten for MicroPython at build time
- * (macros/mpy_transform.py), run in a worker (calc-worker.mjs) and answer calc.webapi.compute_json(state).
+ * (macros/mpy_transform.py), run in a worker (calc-worker.mjs) and answer calc.pages.calculator.compute_json(state).
  * This file holds no formula: it reads the form, asks the worker, and prints the integers and floats it
  * gets back (integers arrive as decimal strings, floats as their IEEE-754 bits; pyFixed() rounds exactly as
  * Python's format() does, so the page shows what `python -m calc` prints).

@@ -66,7 +66,7 @@ MODULES_TO_SAVE_PRESETS: tuple[str, ...] = ("qwen2.5-0.5b", "llama-3.2-1b", "lla
                                             "llama-3.1-8b", "qwen2.5-7b")
 DORA_PRESETS: tuple[str, ...] = ("llama-3.2-1b", "llama-3.2-3b", "llama-3.1-8b", "qwen2.5-7b", "llama-3.1-70b")
 
-GUIDANCE_FILE = Path(__file__).parent / "data" / "rank_guidance.yaml"
+GUIDANCE_FILE = Path(__file__).parents[1] / "data" / "rank_guidance.yaml"
 
 
 @dataclass(frozen=True)

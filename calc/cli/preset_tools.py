@@ -2,7 +2,7 @@
 and the preview rows the site will show for a preset.
 
 Pure functions: nothing here reads or writes files (``python -m calc preset``, in
-:mod:`calc.commands.preset`, does the I/O). Units: parameter counts in elements, memory in bytes with
+:mod:`calc.cli.preset`, does the I/O). Units: parameter counts in elements, memory in bytes with
 ``*_gib`` (2^30 bytes) views.
 """
 
@@ -226,7 +226,7 @@ class RankRow:
 
 @dataclass(frozen=True)
 class MemoryRow:
-    """One method under the site's default conditions (:data:`calc.headline.DEFAULT_CONDITIONS`)."""
+    """One method under the site's default conditions (:data:`calc.pages.common.DEFAULT_CONDITIONS`)."""
 
     method: str
     r: int
@@ -263,22 +263,22 @@ class Preview:
 def preview(arch: Architecture, stated_params: float | None = None,
             ranks: Sequence[int] = PREVIEW_RANKS) -> Preview:
     """Total parameters, LoRA trainable parameters at each rank (all-linear, α = 2r), and LoRA/QLoRA memory at
-    the site's default rank and conditions (:func:`calc.headline.method_setup`, :func:`calc.headline.method_memory`)."""
-    from calc import headline
+    the site's default rank and conditions (:func:`calc.pages.common.method_setup`, :func:`calc.pages.common.method_memory`)."""
+    from calc.pages import common
     from calc.lora import count_lora
 
     rank_rows = []
     for r in ranks:
-        spec = headline.lora_spec(r)
+        spec = common.lora_spec(r)
         count = count_lora(arch, spec)
         rank_rows.append(RankRow(r, spec.lora_alpha, count.trainable_params, count.trainable_percent))
-    spec = headline.lora_spec()
+    spec = common.lora_spec()
     memory = []
     for method in PREVIEW_METHODS:
-        m = headline.method_memory(arch, headline.method_setup(method, spec))
+        m = common.method_memory(arch, common.method_setup(method, spec))
         memory.append(MemoryRow(method, spec.r, spec.lora_alpha, m.peak_bytes, m.required_bytes))
     return Preview(arch.model_type, arch.total_params, stated_params, tuple(rank_rows), tuple(memory),
-                   dict(headline.DEFAULT_CONDITIONS))
+                   dict(common.DEFAULT_CONDITIONS))
 
 
 def preview_dict(p: Preview) -> dict[str, Any]:

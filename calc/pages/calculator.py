@@ -45,7 +45,7 @@ DIMENSIONS = (
     ("tied", ("tie_word_embeddings",)),
 )
 TARGET_SETS = (ALL_LINEAR,) + tuple(SHORTCUTS) + ("custom",)
-#: LoRA defaults of the command line (``calc.commands.options``): r = 16, lora_alpha = 2r.
+#: LoRA defaults of the command line (``calc.cli.options``): r = 16, lora_alpha = 2r.
 DEFAULT_R = 16
 DEFAULT_ALPHA = 2 * DEFAULT_R
 MAX_CONFIG_CHARS = 1 << 20

@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 from calc.adapters import adapter_file_bytes, merged_sizes, normalize_dtype
-from calc.commands.options import add_config_argument, add_lora_options, lora_spec_from_args
+from calc.cli.options import add_config_argument, add_lora_options, lora_spec_from_args
 from calc.errors import CalcError
 
 

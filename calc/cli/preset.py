@@ -6,7 +6,7 @@
   :func:`calc.presets.load_preset`, and only then renamed into place, so an invalid or half-written file is
   never left behind; an existing file is kept unless ``--force``.
 * ``preset check [FILE|DIR ...]`` (default: every bundled preset) validates each file and prints the rows the
-  site will show for it (:func:`calc.preset_tools.preview`). Each bad file gets one line on stderr naming the
+  site will show for it (:func:`calc.cli.preset_tools.preview`). Each bad file gets one line on stderr naming the
   file and the field, and the exit status is 2.
 * ``preset schema`` prints the JSON Schema committed as ``calc/presets/schema.json``.
 
@@ -126,7 +126,7 @@ def check_files(paths: list[Path]) -> tuple[list[tuple[Path, Any, Any]], list[Ca
     checked file's or to a bundled preset's (``_`` and ``-`` read alike, :func:`calc.preset_files.id_key`) is an
     error on the later file. Returns ``([(path, preset, preview)], [errors])``."""
     from calc.preset_files import PRESET_DIR, id_key
-    from calc.preset_tools import preview
+    from calc.cli.preset_tools import preview
     from calc.presets import load_preset
 
     bundled: dict[str, list[Path]] = {}
@@ -157,7 +157,7 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from calc.preset_tools import preview_dict
+    from calc.cli.preset_tools import preview_dict
 
     good, bad = check_files(_expand(args.files))
     if args.json:
@@ -172,7 +172,7 @@ def run_check(args: argparse.Namespace) -> int:
 
 # -- preset schema --------------------------------------------------------------------------------------------------
 def run_schema(args: argparse.Namespace) -> int:
-    from calc.preset_tools import schema_text
+    from calc.cli.preset_tools import schema_text
 
     sys.stdout.write(schema_text())
     return 0
@@ -246,7 +246,7 @@ def write_preset(text: str, preset_id: str, out_dir: Path, force: bool = False,
 
 def run_new(args: argparse.Namespace) -> int:
     from calc.preset_files import PRESET_DIR, id_key
-    from calc.preset_tools import parse_count, preset_document, preset_yaml, preview
+    from calc.cli.preset_tools import parse_count, preset_document, preset_yaml, preview
 
     if args.stated_params is None:
         raise CalcError("required: the parameter count the publisher states (model card or paper), e.g. 7.61B; "

@@ -13,7 +13,7 @@ import json
 from dataclasses import asdict
 from typing import Any
 
-from calc.commands.options import add_memory_options, as_flag_error, setup_from_args
+from calc.cli.options import add_memory_options, as_flag_error, setup_from_args
 from calc.errors import CalcError
 
 def register(subparsers) -> None:

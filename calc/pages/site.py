@@ -1,4 +1,4 @@
-"""Derived figures for the home page, the preset catalogue and the FAQ.
+"""Figures for the home page, the preset catalogue and the FAQ (``macros/site_pages.py``, ``macros/tables.py``).
 
 Each function here combines other calc functions (counts, memory, GPU fit, file sizes) into the rows a page
 shows, including the unit conversions, so that the macros only format. Units: parameter counts in
@@ -6,60 +6,20 @@ elements, sizes in bytes, with ``*_gib`` (2^30 bytes) and ``*_mib`` (2^20 bytes)
 
 The handbook's defaults, used wherever a page does not say otherwise: ``lora_alpha = 2r`` (the convention
 of the catalogue and the CLI), PEFT's ``target_modules="all-linear"``, and the training conditions in
-:data:`DEFAULT_CONDITIONS`.
+:data:`calc.pages.common.DEFAULT_CONDITIONS`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Sequence
 
 from calc.adapters import adapter_file_bytes, merged_model_bytes
 from calc.architecture import Architecture
 from calc.errors import CalcError
-from calc.lora import ALL_LINEAR, LoraCount, LoraSpec, count_lora, peft_target_modules, scaling
+from calc.lora import ALL_LINEAR, LoraSpec, count_lora, peft_target_modules, scaling
+from calc.pages.common import gib, lora_spec, mib
 from calc.presets import Preset, all_presets, get_preset
-
-GIB = 1 << 30
-MIB = 1 << 20
-
-#: The training conditions of every memory figure the home page and the FAQ quote (keyword arguments of
-#: :class:`calc.memory.TrainingSetup`): one sequence of 2,048 tokens per step, gradient checkpointing on,
-#: torch AdamW, SDPA attention, bf16 autocast; everything else at the setup's defaults.
-DEFAULT_CONDITIONS: dict[str, Any] = {
-    "micro_batch": 1,
-    "seq_len": 2048,
-    "gradient_checkpointing": True,
-    "optimizer": "adamw",
-    "attn_implementation": "sdpa",
-    "mixed_precision": "amp_bf16",
-}
-
-
-def gib(nbytes: int) -> float:
-    """Bytes in GiB (2^30 bytes)."""
-    return nbytes / GIB
-
-
-def mib(nbytes: int) -> float:
-    """Bytes in MiB (2^20 bytes)."""
-    return nbytes / MIB
-
-
-def lora_spec(r: int = 16, lora_alpha: float | None = None, target_modules: str | Sequence[str] = ALL_LINEAR,
-              *, use_dora: bool = False, use_rslora: bool = False, modules_to_save: Sequence[str] = (),
-              bias: str = "none") -> LoraSpec:
-    """A :class:`~calc.lora.LoraSpec` with the handbook's default ``lora_alpha = 2r`` when none is given."""
-    alpha = 2 * r if lora_alpha is None else lora_alpha
-    targets = target_modules if isinstance(target_modules, str) else tuple(target_modules)
-    return LoraSpec(r=r, lora_alpha=alpha, target_modules=targets, use_dora=use_dora, use_rslora=use_rslora,
-                    modules_to_save=tuple(modules_to_save), bias=bias)
-
-
-def lora_count(preset_id: str, spec: LoraSpec) -> LoraCount:
-    """:func:`calc.lora.count_lora` for a preset id."""
-    return count_lora(get_preset(preset_id).architecture, spec)
-
 
 # -- the preset catalogue -----------------------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -129,115 +89,6 @@ def catalogue() -> list[PresetFacts]:
 def largest_stated_deviation() -> PresetFacts:
     """The preset whose computed total is furthest from the publisher's stated size."""
     return max(catalogue(), key=lambda f: abs(f.stated_deviation))
-
-
-# -- memory by method ---------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class MethodMemory:
-    """The modelled peak of one method (:func:`calc.memory.estimate_memory`) plus the CUDA context.
-
-    ``peak_bytes`` is one device's peak allocated memory; ``required_bytes`` adds the context that lives
-    outside the allocator - the amount a GPU must have free (what :func:`calc.gpus.fit` compares).
-    """
-
-    method: str
-    setup: Any                 # calc.memory.TrainingSetup
-    estimate: Any              # calc.memory.MemoryEstimate
-    peak_bytes: int
-    context_bytes: int
-    required_bytes: int
-    weights_bytes: int
-
-    @property
-    def peak_gib(self) -> float:
-        return gib(self.peak_bytes)
-
-    @property
-    def context_gib(self) -> float:
-        return gib(self.context_bytes)
-
-    @property
-    def required_gib(self) -> float:
-        return gib(self.required_bytes)
-
-    @property
-    def weights_gib(self) -> float:
-        return gib(self.weights_bytes)
-
-
-def method_setup(method: str, spec: LoraSpec | None = None, **conditions: Any):
-    """A :class:`calc.memory.TrainingSetup` for ``method`` under :data:`DEFAULT_CONDITIONS` (overridable).
-    ``spec`` is ignored for ``full``; lora/qlora without one get :func:`lora_spec`'s defaults."""
-    from calc.memory import TrainingSetup
-
-    kwargs = {**DEFAULT_CONDITIONS, **conditions}
-    lora = None if method == "full" else (spec if spec is not None else lora_spec())
-    return TrainingSetup(method=method, lora=lora, **kwargs)
-
-
-def method_memory(arch: Architecture, setup) -> MethodMemory:
-    """Peak, CUDA context and required memory of one setup on ``arch`` (bytes)."""
-    from calc.memory import estimate_memory
-
-    est = estimate_memory(arch, setup)
-    peak = est.device_bytes
-    return MethodMemory(setup.method, setup, est, peak, est.cuda_context_bytes, peak + est.cuda_context_bytes,
-                        est.component("weights"))
-
-
-def compare_methods(preset_id: str, spec: LoraSpec | None = None,
-                    methods: Iterable[str] = ("full", "lora", "qlora"), **conditions: Any) -> list[MethodMemory]:
-    """:func:`method_memory` of each method for one preset under the same conditions."""
-    arch = get_preset(preset_id).architecture
-    return [method_memory(arch, method_setup(m, spec, **conditions)) for m in methods]
-
-
-def memory_ratio(larger: MethodMemory, smaller: MethodMemory) -> float:
-    """How many times ``larger`` needs the memory of ``smaller`` (required bytes over required bytes)."""
-    return larger.required_bytes / smaller.required_bytes
-
-
-# -- will it fit ----------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class GpuFit:
-    """:func:`calc.gpus.fit` for one GPU, with GiB views."""
-
-    gpu: Any                   # calc.gpus.Gpu
-    usable_bytes: int
-    required_bytes: int
-    headroom_bytes: int
-    fits: bool
-
-    @property
-    def usable_gib(self) -> float:
-        return gib(self.usable_bytes)
-
-    @property
-    def required_gib(self) -> float:
-        return gib(self.required_bytes)
-
-    @property
-    def headroom_gib(self) -> float:
-        return gib(self.headroom_bytes)
-
-
-def gpus_like(gpu_id: str) -> list[Any]:
-    """Every GPU sold with the same memory as ``gpu_id`` (equal ``marketed`` figure), in file order."""
-    from calc.gpus import all_gpus, get_gpu
-
-    ref = get_gpu(gpu_id)
-    return [g for g in all_gpus().values() if g.marketed == ref.marketed]
-
-
-def fit_gpus(memory: MethodMemory, gpus: Sequence[Any]) -> list[GpuFit]:
-    """Does ``memory`` (peak + CUDA context) fit each GPU's usable memory?"""
-    from calc.gpus import fit
-
-    out = []
-    for g in gpus:
-        r = fit(g, memory.peak_bytes, memory.context_bytes)
-        out.append(GpuFit(g, r.usable_bytes, r.required_bytes, r.headroom_bytes, r.fits))
-    return out
 
 
 # -- LoRA choices ---------------------------------------------------------------------------------------------
@@ -386,9 +237,31 @@ def merge_sizes(preset_id: str, spec: LoraSpec) -> MergeSizes:
                       merged_model_bytes(arch, "fp32"))
 
 
-def nf4_levels() -> list[float]:
+def nf4_level_values() -> list[float]:
     """The 16 NF4 code values (:func:`calc.quant.nf4_code`) as Python floats."""
     from calc.quant import nf4_code
 
     return [float(v) for v in nf4_code()]
 
+
+
+# -- the catalogue table (every preset with one LoRA configuration) ---------------------------------------
+@dataclass(frozen=True)
+class PresetSummary:
+    """One catalogue row: the base model's size and one LoRA configuration's trainable count."""
+
+    preset: Preset
+    total_params: int
+    lora_spec: LoraSpec
+    trainable_params: int
+    trainable_percent: float   # of PEFT's all_param (base + adapter), as print_trainable_parameters shows
+
+
+def preset_summaries(r: int = 16, target_modules: str = "all-linear") -> list[PresetSummary]:
+    """Every preset with LoRA at rank ``r`` (α = 2r) on ``target_modules``; see :func:`calc.lora.count_lora`."""
+    spec = LoraSpec(r=r, lora_alpha=2 * r, target_modules=target_modules)
+    rows = []
+    for preset in all_presets().values():
+        count = count_lora(preset.architecture, spec)
+        rows.append(PresetSummary(preset, count.total_params, spec, count.trainable_params, count.trainable_percent))
+    return sorted(rows, key=lambda s: (s.preset.family, s.total_params))

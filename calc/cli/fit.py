@@ -3,7 +3,7 @@
 For every GPU in ``calc/data/gpus.yaml``: required = modelled peak (per GPU) + CUDA context, headroom =
 usable - required, fits = headroom >= 0. Output in GiB (2^30 bytes); ``--json`` prints bytes.
 
-The setup options are :mod:`calc.commands.options`' (shared with ``memory``).
+The setup options are :mod:`calc.cli.options`' (shared with ``memory``).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import argparse
 import json
 from typing import Any
 
-from calc.commands.options import add_memory_options, as_flag_error, setup_from_args
+from calc.cli.options import add_memory_options, as_flag_error, setup_from_args
 from calc.errors import CalcError
 
 GIB = 1 << 30

@@ -14,12 +14,15 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from calc.architecture import Architecture
-from calc.commands import COMMAND_MODULES
-from calc.commands.options import add_config_argument, add_lora_options, as_flag_error, lora_spec_from_args
+from calc.cli.options import add_config_argument, add_lora_options, as_flag_error, lora_spec_from_args
 from calc.errors import CalcError
 from calc.textfile import read_utf8
 from calc.lora import LoraSpec, count_lora
 
+#: Sub-commands beyond ``params``/``presets``: each module ``calc.cli.<name>`` defines ``register(subparsers)``, which
+#: adds one sub-parser and sets ``func`` to a callable taking the parsed args and returning an exit code (raise
+#: :class:`calc.errors.CalcError` for bad input; :func:`main` prints it as one line and exits 2).
+COMMAND_MODULES = ("nf4", "memory", "adapter_size", "fit", "preset")
 EXIT_BAD_INPUT = 2
 MAX_CONFIG_BYTES = 1 << 20
 
@@ -151,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_presets)
     for name in COMMAND_MODULES:
-        importlib.import_module(f"calc.commands.{name}").register(sub)
+        importlib.import_module(f"calc.cli.{name}").register(sub)
     return parser
 
 
