@@ -36,13 +36,29 @@ class _Parser(argparse.ArgumentParser):
         raise CalcError(message, source=self.prog)
 
 
-def load_config(ref: str) -> tuple[Architecture, str]:
-    """A preset id or a path to a config.json → (architecture, display name)."""
+def load_config(ref: str, revision: str | None = None) -> tuple[Architecture, str]:
+    """A preset id, a path to a config.json, or a Hugging Face Hub id (``Qwen/Qwen3-8B``, fetched by
+    :func:`calc.cli.hub.fetch_config`) → (architecture, display name). ``revision`` applies to Hub ids only."""
     path = Path(ref)
     if ref.endswith(".json") or path.is_file():
+        if revision:
+            raise CalcError("applies to a Hugging Face Hub id, not to a file", source="--revision")
         return Architecture_from_file(path), str(path)
     from calc.preset_files import read_preset_quick
 
+    if "/" in ref:  # preset ids never hold a slash
+        from calc.cli.hub import fetch_config, is_hub_id
+
+        if not is_hub_id(ref):
+            raise CalcError("is not a preset id, an existing config.json or a Hugging Face Hub id "
+                            "(namespace/name)", source=ref)
+        local = fetch_config(ref, revision)
+        try:
+            return Architecture.from_hf_config(read_config_json(local)), ref
+        except CalcError as err:
+            raise CalcError(err.message, source=ref + "/config.json", field=err.field) from None
+    if revision:
+        raise CalcError("applies to a Hugging Face Hub id, not to a preset", source="--revision")
     name, config, source = read_preset_quick(ref)
     try:
         return Architecture.from_hf_config(config), name
@@ -104,7 +120,7 @@ def params_result(arch: Architecture, spec: LoraSpec) -> dict[str, Any]:
 
 def _cmd_params(args: argparse.Namespace) -> int:
     spec = lora_spec_from_args(args)
-    arch, label = load_config(args.config)
+    arch, label = load_config(args.config, args.revision)
     try:
         result = params_result(arch, spec)
     except CalcError as err:

@@ -51,7 +51,7 @@ def adapter_size_result(args: argparse.Namespace, with_tensors: bool = False) ->
     dtype = _dtype(args.dtype, "--dtype")
     base_dtype = _dtype(args.base_dtype, "--base-dtype")
     spec = lora_spec_from_args(args)
-    arch, label = load_config(args.config)
+    arch, label = load_config(args.config, args.revision)
     f = adapter_file_bytes(arch, spec, dtype, base_dtype)
     result: dict[str, Any] = {
         "bytes": f.bytes,

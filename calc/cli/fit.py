@@ -33,7 +33,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     from calc.cli import load_config
 
     setup = setup_from_args(args)
-    arch, label = load_config(args.config)
+    arch, label = load_config(args.config, args.revision)
     try:
         est, results = fit_result(arch, setup, args.gpu)
     except CalcError as err:

@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     from calc.fmt import table
 
     setup = setup_from_args(args)
-    arch, label = load_config(args.config)
+    arch, label = load_config(args.config, args.revision)
     result = memory_result(arch, label, setup)
     if args.json:
         print(json.dumps(result, indent=2))

@@ -55,7 +55,10 @@ def parse_targets(value: str) -> str | tuple[str, ...]:
 
 
 def add_config_argument(p: argparse.ArgumentParser) -> None:
-    p.add_argument("config", help="a preset id (python -m calc presets) or a path to a config.json")
+    p.add_argument("config", help="a preset id (python -m calc presets), a path to a config.json, or a Hugging Face "
+                                  "Hub id such as Qwen/Qwen3-8B (fetched once, then read from the Hub cache; "
+                                  "HF_TOKEN for gated models)")
+    p.add_argument("--revision", default=None, help="with a Hub id: the branch, tag or commit (default main)")
 
 
 def add_lora_options(p: argparse.ArgumentParser) -> None:
